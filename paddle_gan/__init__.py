@@ -1,0 +1,20 @@
+"""paddle_gan: the classic GANs (MLP GAN, DCGAN) in PaddlePaddle dygraph, trained, resumed and logged."""
+import warnings
+
+from . import runtime
+
+__version__ = "0.1.0"
+
+runtime.configure_env()  # before Paddle loads: MKL reads its variables once
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="No ccache found")  # Paddle's import-time build hint
+    try:
+        import paddle  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "paddle_gan needs PaddlePaddle: pip install -e '.[cpu]' (or '.[gpu]' for CUDA), "
+            "or pip install paddlepaddle"
+        ) from None
+
+runtime.configure_paddle()

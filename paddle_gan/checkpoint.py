@@ -1,0 +1,192 @@
+"""Checkpoints: self-describing folders written atomically, verified on load, rotated.
+
+Layout of `<run>/checkpoints/step_<7-digit step>/`:
+  G.pdparams, D.pdparams   model state dicts (paddle.load + set_state_dict)
+  G.pdopt, D.pdopt         Adam state dicts (moments, beta powers)
+  fixed_noise.npy          the z batch behind every sample grid of the run
+  state.json               written last: format, step, data position, seed, resolved config,
+                           versions, and the size + SHA-256 of every file above
+A folder is built under a hidden temporary name and renamed into place only when complete and
+fsynced, so a visible step_XXXXXXX/ is always whole; state.json's hashes catch later damage.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+
+import numpy as np
+import paddle
+
+from . import __version__
+from .config import ConfigError, from_dict
+from .utils import atomic_write_bytes, atomic_write_text, fsync_dir
+
+FORMAT = "paddle_gan.checkpoint/1"
+STATE_FILE = "state.json"
+_STEP_DIR = re.compile(r"^step_(\d{7,})$")
+
+
+class CheckpointError(RuntimeError):
+    """A missing, incomplete or damaged checkpoint; the message is one line and names the file."""
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_paddle(obj, path: str) -> None:
+    paddle.save(obj, path)
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: np.ndarray,
+                    state: dict) -> str:
+    """Write checkpoint `step` under ckpt_root atomically; returns its folder. `state` is the
+    trainer state (data position, seed, config ...) stored in state.json next to the file hashes."""
+    os.makedirs(ckpt_root, exist_ok=True)
+    final = os.path.join(ckpt_root, step_dir_name(step))
+    tmp = os.path.join(ckpt_root, f".{step_dir_name(step)}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        _write_paddle(G.state_dict(), os.path.join(tmp, "G.pdparams"))
+        _write_paddle(D.state_dict(), os.path.join(tmp, "D.pdparams"))
+        _write_paddle(opt_G.state_dict(), os.path.join(tmp, "G.pdopt"))
+        _write_paddle(opt_D.state_dict(), os.path.join(tmp, "D.pdopt"))
+        with open(os.path.join(tmp, "fixed_noise.npy"), "wb") as f:
+            np.save(f, np.asarray(fixed_noise, np.float32))
+            f.flush()
+            os.fsync(f.fileno())
+        files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)), "sha256": _sha256(os.path.join(tmp, name))}
+                 for name in sorted(os.listdir(tmp))}
+        meta = dict(format=FORMAT, step=step, **state, files=files, paddle_gan=__version__,
+                    paddle=paddle.__version__, time=time.time())
+        atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(meta, indent=1) + "\n")
+        fsync_dir(tmp)
+        if os.path.exists(final):  # the same step saved again: swap the old folder out first
+            old = final + f".old-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        fsync_dir(ckpt_root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def read_state(ckpt: str, verify: bool = True) -> dict:
+    """state.json of a checkpoint folder; with verify, also check every listed file's size and hash."""
+    path = os.path.join(ckpt, STATE_FILE)
+    if not os.path.isdir(ckpt):
+        raise CheckpointError(f"{ckpt}: not a checkpoint folder")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (incomplete checkpoint)") from None
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable ({type(e).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} state file")
+    if verify:
+        for name, info in meta["files"].items():
+            fp = os.path.join(ckpt, name)
+            if not os.path.isfile(fp):
+                raise CheckpointError(f"{fp}: missing")
+            if os.path.getsize(fp) != info["bytes"]:
+                raise CheckpointError(f"{fp}: size {os.path.getsize(fp)} bytes, expected {info['bytes']} (truncated?)")
+            if _sha256(fp) != info["sha256"]:
+                raise CheckpointError(f"{fp}: content does not match its SHA-256 in {STATE_FILE} (corrupt)")
+    return meta
+
+
+def checkpoint_config(meta: dict):
+    try:
+        return from_dict(meta["config"], where="checkpoint config")
+    except ConfigError as e:
+        raise CheckpointError(f"checkpoint config does not fit this paddle_gan version ({e})") from None
+
+
+def load_checkpoint(ckpt: str) -> dict:
+    """Verified checkpoint contents: the state.json fields plus G, D, opt_G, opt_D state dicts,
+    fixed_noise and the parsed Config under 'cfg'."""
+    meta = read_state(ckpt)
+    out = dict(meta, cfg=checkpoint_config(meta))
+    for key, name in (("G", "G.pdparams"), ("D", "D.pdparams"), ("opt_G", "G.pdopt"), ("opt_D", "D.pdopt")):
+        try:
+            out[key] = paddle.load(os.path.join(ckpt, name))
+        except Exception as e:  # a file that passed its hash but still does not unpickle
+            raise CheckpointError(f"{os.path.join(ckpt, name)}: cannot load ({type(e).__name__})") from None
+    out["fixed_noise"] = np.load(os.path.join(ckpt, "fixed_noise.npy"))
+    return out
+
+
+def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
+    """(step, folder) of every visible checkpoint of a run, oldest first (not verified)."""
+    root = os.path.join(run_dir, "checkpoints")
+    if not os.path.isdir(root):
+        return []
+    found = [(int(m.group(1)), os.path.join(root, name))
+             for name in os.listdir(root) if (m := _STEP_DIR.match(name)) and os.path.isdir(os.path.join(root, name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str, log=print) -> str | None:
+    """Newest checkpoint of a run that verifies; damaged ones are skipped, saying so."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            read_state(path)
+            return path
+        except CheckpointError as e:
+            log(f"skipping checkpoint {path}: {e}")
+    return None
+
+
+def rotate(run_dir: str, keep: int, protect: str | None = None) -> None:
+    """Delete all but the `keep` newest checkpoints (keep=0: delete none); never `protect`."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        if protect is None or os.path.abspath(path) != os.path.abspath(protect):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_temporary(run_dir: str) -> None:
+    """Remove leftovers of checkpoint writes that never completed (hidden .step_*.tmp-* folders)."""
+    root = os.path.join(run_dir, "checkpoints")
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            if name.startswith(".step_") or ".old-" in name:
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def load_generator(ckpt: str):
+    """(G in eval mode, Config) rebuilt from a checkpoint folder alone."""
+    from .models import build_generator
+
+    meta = read_state(ckpt)
+    cfg = checkpoint_config(meta)
+    G = build_generator(cfg.model)
+    G.set_state_dict(paddle.load(os.path.join(ckpt, "G.pdparams")))
+    G.eval()
+    return G, cfg
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())

@@ -1,0 +1,124 @@
+"""Run logging: metrics.jsonl (the record), sample PNGs, and the VisualDL view of both.
+
+metrics.jsonl and samples/ are the source of truth. VisualDL shows only the newest vdlrecords file
+of a folder, and its LogWriter truncates a file it is asked to append to, so a resumed run cannot
+simply add a second file: instead the logger owns one file, vdl/vdlrecords.paddle_gan.log, and on
+every start rewrites it from metrics.jsonl and samples/ up to the resume step (with the original
+wall times), then keeps appending. Rows or grids written after the checkpoint a run resumes from
+(a run killed between two saves) are dropped first, so every step appears once.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import sys
+import time
+
+import numpy as np
+
+from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
+
+VDL_FILE = "vdlrecords.paddle_gan.log"
+# metrics.jsonl key -> VisualDL tag; any other numeric key is shown as metrics/<key>
+TAGS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_real": "D/real", "D_fake": "D/fake",
+        "lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
+NOT_PLOTTED = ("step", "time", "epoch")
+_SAMPLE = re.compile(r"step_(\d{7,})\.png$")
+
+
+def read_metrics(path: str) -> list[dict]:
+    """Rows of a metrics.jsonl; a torn last line (a kill mid-write) is ignored."""
+    rows = []
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+    return rows
+
+
+def sample_files(samples_dir: str) -> list[tuple[int, str]]:
+    out = [(int(m.group(1)), p) for p in glob.glob(os.path.join(samples_dir, "step_*.png"))
+           if (m := _SAMPLE.search(p))]
+    return sorted(out)
+
+
+def tag_for(key: str) -> str:
+    return TAGS.get(key, f"metrics/{key}")
+
+
+class RunLogger:
+    """Writes metrics rows and sample grids of one run folder, continuing from `start_step`."""
+
+    def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10):
+        from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
+
+        self.run_dir = run_dir
+        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
+        self.samples_dir = os.path.join(run_dir, "samples")
+        os.makedirs(self.samples_dir, exist_ok=True)
+        rows = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= start_step]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+        samples = []
+        for step, path in sample_files(self.samples_dir):
+            if step > start_step:
+                os.unlink(path)
+            else:
+                samples.append((step, path))
+        vdl_dir = os.path.join(run_dir, "vdl")
+        os.makedirs(vdl_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):
+            if os.path.basename(stale) != VDL_FILE:
+                os.unlink(stale)
+        self.vdl = LogWriter(logdir=vdl_dir, file_name=VDL_FILE, flush_secs=flush_secs)
+        for row in rows:
+            self._vdl_scalars(row)
+        for step, path in samples:
+            self.vdl.add_image("samples", read_png(path), step, walltime=int(os.path.getmtime(path) * 1000))
+        self._metrics = open(self.metrics_path, "a")
+
+    def _vdl_scalars(self, row: dict) -> None:
+        wall = int(row.get("time", time.time()) * 1000)
+        for key, value in row.items():
+            if key not in NOT_PLOTTED and isinstance(value, (int, float)):
+                self.vdl.add_scalar(tag_for(key), float(value), row["step"], walltime=wall)
+
+    def scalars(self, row: dict) -> None:
+        """One metrics.jsonl row ({'step': ..., name: value}); also plotted in VisualDL."""
+        row = dict(row, time=row.get("time", time.time()))
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+        self._vdl_scalars(row)
+
+    def image(self, step: int, grid: np.ndarray) -> str:
+        """Save a uint8 HWC sample grid as samples/step_XXXXXXX.png and show it in VisualDL."""
+        path = os.path.join(self.samples_dir, f"step_{step:07d}.png")
+        atomic_write_bytes(path, encode_png(grid))
+        self.vdl.add_image("samples", np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid, step)
+        return path
+
+    def flush(self) -> None:
+        self._metrics.flush()
+        os.fsync(self._metrics.fileno())
+        self.vdl.flush()
+
+    def close(self) -> None:
+        if not self._metrics.closed:
+            self.flush()
+            self._metrics.close()
+            self.vdl.close()
+
+
+def status_line(step: int, total: int, row: dict, eta_s: float) -> str:
+    eta = f"{int(eta_s // 60)}m{int(eta_s % 60):02d}s" if np.isfinite(eta_s) else "?"
+    return (f"step {step}/{total} ({100 * step / max(total, 1):.0f}%) | loss_D {row['loss_D']:.3f} "
+            f"loss_G {row['loss_G']:.3f} | D(x) {row['D_real']:.3f} D(G(z)) {row['D_fake']:.3f} | "
+            f"{row['img_per_s']:.0f} img/s | ETA {eta}")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stdout, flush=True)

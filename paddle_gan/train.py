@@ -1,0 +1,266 @@
+"""Training: the pure GAN step, the loop that decides when to log, sample and save, and run setup
+(run folder, resume, config checks) behind tools/train.py.
+
+One integer `step` (completed G updates) names every log row, sample grid and checkpoint. Paddle's
+RNG is reseeded from (train.seed, step) before every step, so the noise and dropout masks of a step
+depend on nothing else: sampling or evaluating can never shift the training stream, and a resumed
+run needs no saved RNG state to continue bit for bit.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from .checkpoint import (CheckpointError, checkpoint_config, clean_temporary, latest_checkpoint, list_checkpoints,
+                         load_checkpoint, read_state, rotate, save_checkpoint)
+from .config import Config, ConfigError, diff, dump, load_config, apply_overrides, validate
+from .data import BatchStream, DataError, build_dataset
+from .logger import RunLogger, say, status_line
+from .models import build_models
+from .utils import atomic_write_text, make_grid
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss); the message names the step."""
+
+
+def _bce(logits, target: float):
+    return F.binary_cross_entropy_with_logits(logits, paddle.full_like(logits, target))
+
+
+def train_step(G, D, opt_G, opt_D, real, z) -> dict[str, float]:
+    """One D update, then one G update. Returns plain floats."""
+    # ---- D step: real -> 1, fake -> 0; the fake batch is detached so G gets no gradient here ----
+    fake = G(z)
+    logits_real = D(real)
+    logits_fake = D(fake.detach())
+    loss_D = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
+    opt_D.clear_grad()
+    loss_D.backward()
+    opt_D.step()
+    # ---- G step: non-saturating loss (fake -> 1) through the just-updated D ----
+    loss_G = _bce(D(fake), 1.0)
+    opt_G.clear_grad()
+    loss_G.backward()
+    opt_G.step()  # (the G step also left gradients on D's weights; the next D step clears them first)
+    return {"loss_D": float(loss_D), "loss_G": float(loss_G),
+            "D_real": float(F.sigmoid(logits_real).mean()), "D_fake": float(F.sigmoid(logits_fake).mean())}
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step) % (2 ** 32)
+
+
+def fixed_noise_for(seed: int, n: int, z_dim: int) -> np.ndarray:
+    return np.random.default_rng([seed, 1]).standard_normal((n, z_dim)).astype(np.float32)
+
+
+def generate(G, z: np.ndarray, batch: int = 256) -> np.ndarray:
+    """G(z) in eval mode (BatchNorm running statistics) without touching training state."""
+    was_training = G.training
+    G.eval()
+    try:
+        with paddle.no_grad():
+            out = [G(paddle.to_tensor(z[i:i + batch])).numpy() for i in range(0, len(z), batch)]
+    finally:
+        if was_training:
+            G.train()
+    return np.concatenate(out)
+
+
+def make_optimizers(cfg: Config, G, D):
+    opt_G = paddle.optimizer.Adam(learning_rate=cfg.opt_G.lr, beta1=cfg.opt_G.beta1, beta2=cfg.opt_G.beta2,
+                                  parameters=G.parameters())
+    opt_D = paddle.optimizer.Adam(learning_rate=cfg.opt_D.lr, beta1=cfg.opt_D.beta1, beta2=cfg.opt_D.beta2,
+                                  parameters=D.parameters())
+    return opt_G, opt_D
+
+
+def _all_finite(*models) -> bool:
+    return all(bool(paddle.isfinite(p).all()) for m in models for p in m.state_dict().values()
+               if p.dtype in (paddle.float32, paddle.float16, paddle.bfloat16, paddle.float64))
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second SIGINT aborts at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        say(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
+            f"(Ctrl-C again aborts without saving)")
+
+    def __enter__(self):
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        for s, h in self._previous.items():
+            signal.signal(s, h)
+
+
+def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
+    """Train (or continue from checkpoint folder `ckpt`) in run_dir until cfg.train.steps.
+
+    Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (stopped_by: None or a signal number).
+    """
+    t = cfg.train
+    os.makedirs(run_dir, exist_ok=True)
+    clean_temporary(run_dir)
+    dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
+
+    paddle.seed(t.seed)
+    G, D = build_models(cfg.model)
+    opt_G, opt_D = make_optimizers(cfg, G, D)
+    if ckpt:
+        state = load_checkpoint(ckpt)
+        G.set_state_dict(state["G"])
+        D.set_state_dict(state["D"])
+        opt_G.set_state_dict(state["opt_G"])
+        opt_D.set_state_dict(state["opt_D"])
+        step, fixed_noise, position = state["step"], state["fixed_noise"], state["data"]
+        say(f"resumed from {ckpt} at step {step}")
+    else:
+        step, fixed_noise, position = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim), {}
+    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
+    stream = BatchStream(dataset.images, t.batch_size, t.seed, **position)
+    logger = RunLogger(run_dir, step)
+    last_ckpt = ckpt
+
+    def save() -> str:
+        if not _all_finite(G, D):
+            raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last_ckpt})")
+        state = {"seed": t.seed, "data": stream.state(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
+                 "config": cfg.to_dict()}
+        path = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise, state)
+        logger.flush()
+        rotate(run_dir, t.keep_checkpoints, protect=path)
+        return path
+
+    def sample() -> None:
+        logger.image(step, make_grid(generate(G, fixed_noise)))
+
+    sums, n, interval_time, session_time, session_steps = {}, 0, 0.0, 0.0, 0
+    G.train()
+    D.train()
+    try:
+        with _StopOnSignal() as stop:
+            if step == 0 and ckpt is None:
+                sample()
+            while step < t.steps and stop.signum is None:
+                t0 = time.perf_counter()
+                real = paddle.to_tensor(stream.next())
+                paddle.seed(step_seed(t.seed, step))
+                z = paddle.randn([t.batch_size, cfg.model.z_dim])
+                out = train_step(G, D, opt_G, opt_D, real, z)
+                step += 1
+                dt = time.perf_counter() - t0
+                if not all(math.isfinite(v) for v in out.values()):
+                    bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
+                    raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: {last_ckpt}")
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n, interval_time = n + 1, interval_time + dt
+                session_time, session_steps = session_time + dt, session_steps + 1
+                last = step == t.steps or stop.signum is not None
+                if step % t.log_every == 0 or last:
+                    row = {"step": step, **{k: v / n for k, v in sums.items()},
+                           "img_per_s": n * t.batch_size / interval_time, "lr_G": float(opt_G.get_lr()),
+                           "lr_D": float(opt_D.get_lr()), "epoch": stream.epoch}
+                    logger.scalars(row)
+                    say(status_line(step, t.steps, row, (t.steps - step) * session_time / session_steps))
+                    sums, n, interval_time = {}, 0, 0.0
+                if step % t.sample_every == 0 or last:
+                    sample()
+                if step % t.save_every == 0 or last:
+                    last_ckpt = save()
+            if step >= t.steps and (last_ckpt is None or read_state(last_ckpt, verify=False)["step"] != step):
+                last_ckpt = save()  # e.g. train.steps == 0, or resumed at a step with no checkpoint yet
+        if stop.signum is not None:
+            say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
+        return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}
+    finally:
+        logger.close()
+
+
+def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None):
+    """(cfg, run_dir, checkpoint or None) for a CLI call; raises ConfigError/CheckpointError."""
+    ckpt = None
+    if resume not in (None, "latest"):
+        if not os.path.isdir(resume):
+            raise CheckpointError(f"--resume {resume}: no such checkpoint folder")
+        if os.path.isdir(os.path.join(resume, "checkpoints")):  # a run folder: its newest checkpoint
+            output = output or resume
+            resume = "latest"
+        else:
+            ckpt = resume
+            parent = os.path.dirname(os.path.abspath(resume))
+            if output is None and os.path.basename(parent) != "checkpoints":
+                raise ConfigError(f"--resume {resume}: not inside <run>/checkpoints/; give --output for the run folder")
+            output = output or os.path.dirname(parent)
+    if output is None:
+        if config_path is None:
+            raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
+        output = os.path.join("work", os.path.splitext(os.path.basename(config_path))[0])
+    if resume == "latest":
+        ckpt = latest_checkpoint(output, log=lambda m: say(f"warning: {m}"))
+        if ckpt is None:
+            raise CheckpointError(f"--resume: no valid checkpoint in {os.path.join(output, 'checkpoints')}")
+
+    if ckpt is None:
+        if config_path is None:
+            raise ConfigError("a new run needs a config file (-c FILE)")
+        cfg = load_config(config_path, overrides)
+        existing = list_checkpoints(output)
+        if existing:
+            raise ConfigError(f"{output} already holds checkpoints (newest: step {existing[-1][0]}); "
+                              f"continue it with --resume, or start a new run with --output DIR")
+        return cfg, output, None
+
+    saved = checkpoint_config(read_state(ckpt))
+    if config_path is not None:
+        cfg = load_config(config_path, overrides)
+    else:
+        cfg = apply_overrides(saved, overrides)
+        validate(cfg)
+    identity, other = diff(saved, cfg)
+    if identity:
+        raise ConfigError(f"cannot resume {ckpt} with a different model or dataset: {'; '.join(identity)}")
+    if other:
+        say(f"resume with changed settings: {'; '.join(other)}")
+    return cfg, output, ckpt
+
+
+def run(config: str | None = None, overrides: list[str] = (), output: str | None = None,
+        resume: str | None = None) -> int:
+    """CLI body of tools/train.py: returns the process exit code (0 done, 2 bad input,
+    1 training error, 130/143 stopped by SIGINT/SIGTERM after saving)."""
+    try:
+        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume)
+        say(f"run folder: {run_dir}")
+        result = train(cfg, run_dir, ckpt)
+    except (ConfigError, DataError, CheckpointError) as e:
+        say(f"error: {e}")
+        return 2
+    except TrainingError as e:
+        say(f"error: {e}")
+        return 1
+    if result["stopped_by"] is not None:
+        return 128 + result["stopped_by"]
+    say(f"done: step {result['step']}, checkpoint {result['checkpoint']}")
+    return 0

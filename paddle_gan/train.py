@@ -141,21 +141,32 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     stream = BatchStream(dataset.images, t.batch_size, t.seed, **position)
     logger = RunLogger(run_dir, step)
     last_ckpt = ckpt
+    saved_step = step if ckpt else None
 
-    def save() -> str:
+    def save() -> None:
+        nonlocal last_ckpt, saved_step
         if not _all_finite(G, D):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last_ckpt})")
         state = {"seed": t.seed, "data": stream.state(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
                  "config": cfg.to_dict()}
-        path = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise, state)
+        last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise, state)
+        saved_step = step
         logger.flush()
-        rotate(run_dir, t.keep_checkpoints, protect=path)
-        return path
+        rotate(run_dir, t.keep_checkpoints, protect=last_ckpt)
 
     def sample() -> None:
         logger.image(step, make_grid(generate(G, fixed_noise)))
 
     sums, n, interval_time, session_time, session_steps = {}, 0, 0.0, 0.0, 0
+
+    def log() -> None:  # one row: means over the steps since the last row
+        nonlocal sums, n, interval_time
+        row = {"step": step, **{k: v / n for k, v in sums.items()}, "img_per_s": n * t.batch_size / interval_time,
+               "lr_G": float(opt_G.get_lr()), "lr_D": float(opt_D.get_lr()), "epoch": stream.epoch}
+        logger.scalars(row)
+        say(status_line(step, t.steps, row, (t.steps - step) * session_time / session_steps))
+        sums, n, interval_time = {}, 0, 0.0
+
     G.train()
     D.train()
     try:
@@ -177,20 +188,17 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
                     sums[k] = sums.get(k, 0.0) + v
                 n, interval_time = n + 1, interval_time + dt
                 session_time, session_steps = session_time + dt, session_steps + 1
-                last = step == t.steps or stop.signum is not None
-                if step % t.log_every == 0 or last:
-                    row = {"step": step, **{k: v / n for k, v in sums.items()},
-                           "img_per_s": n * t.batch_size / interval_time, "lr_G": float(opt_G.get_lr()),
-                           "lr_D": float(opt_D.get_lr()), "epoch": stream.epoch}
-                    logger.scalars(row)
-                    say(status_line(step, t.steps, row, (t.steps - step) * session_time / session_steps))
-                    sums, n, interval_time = {}, 0, 0.0
-                if step % t.sample_every == 0 or last:
+                if step % t.log_every == 0 or step == t.steps:
+                    log()
+                if step % t.sample_every == 0 or step == t.steps:
                     sample()
-                if step % t.save_every == 0 or last:
-                    last_ckpt = save()
-            if step >= t.steps and (last_ckpt is None or read_state(last_ckpt, verify=False)["step"] != step):
-                last_ckpt = save()  # e.g. train.steps == 0, or resumed at a step with no checkpoint yet
+                if step % t.save_every == 0 or step == t.steps:
+                    save()
+            # stopped by a signal between two saves, or nothing was left to train (train.steps reached)
+            if n:
+                log()
+            if saved_step != step:
+                save()
         if stop.signum is not None:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
         return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}

@@ -18,3 +18,5 @@ with warnings.catch_warnings():
         ) from None
 
 runtime.configure_paddle()
+# Paddle 3 notes on every first BatchNorm forward that it tracks running statistics: not news to us.
+warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")

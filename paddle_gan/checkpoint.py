@@ -23,7 +23,7 @@ import paddle
 
 from . import __version__
 from .config import ConfigError, from_dict
-from .utils import atomic_write_bytes, atomic_write_text, fsync_dir
+from .utils import atomic_write_text, fsync_dir
 
 FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
@@ -187,6 +187,3 @@ def load_generator(ckpt: str):
     G.eval()
     return G, cfg
 
-
-def write_json(path: str, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())

@@ -157,10 +157,12 @@ def from_dict(data: dict, where: str = "config") -> Config:
         return cfg
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of sections, got {type(data).__name__}")
+    sections = [f.name for f in dataclasses.fields(cfg)]
     for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(f"{section}: unknown section (sections: {', '.join(sections)})")
         if not isinstance(values, dict):
-            _set(cfg, str(section), values)  # reports the unknown key or the missing section dict
-            raise ConfigError(f"{section}: expected a mapping of keys")
+            raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
         for name, value in values.items():
             _set(cfg, f"{section}.{name}", value)
     return cfg

@@ -1,11 +1,12 @@
 """Run logging: metrics.jsonl (the record), sample PNGs, and the VisualDL view of both.
 
 metrics.jsonl and samples/ are the source of truth. VisualDL shows only the newest vdlrecords file
-of a folder, and its LogWriter truncates a file it is asked to append to, so a resumed run cannot
-simply add a second file: instead the logger owns one file, vdl/vdlrecords.paddle_gan.log, and on
-every start rewrites it from metrics.jsonl and samples/ up to the resume step (with the original
-wall times), then keeps appending. Rows or grids written after the checkpoint a run resumes from
-(a run killed between two saves) are dropped first, so every step appears once.
+of a folder, so a resumed run cannot simply add a second file, and appending to the old one would
+keep points logged after the checkpoint a run resumes from (a run killed between two saves).
+Instead the logger owns one file, vdl/vdlrecords.paddle_gan.log, and on every start deletes it and
+replays metrics.jsonl and samples/ up to the resume step (with the original wall times), then keeps
+appending. Rows and grids past the resume step are dropped first, so every step appears once; a kill
+during the replay is harmless, as the next start replays again.
 """
 from __future__ import annotations
 
@@ -71,9 +72,8 @@ class RunLogger:
                 samples.append((step, path))
         vdl_dir = os.path.join(run_dir, "vdl")
         os.makedirs(vdl_dir, exist_ok=True)
-        for stale in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):
-            if os.path.basename(stale) != VDL_FILE:
-                os.unlink(stale)
+        for old in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):  # ours included: replayed below
+            os.unlink(old)
         self.vdl = LogWriter(logdir=vdl_dir, file_name=VDL_FILE, flush_secs=flush_secs)
         for row in rows:
             self._vdl_scalars(row)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -120,9 +121,9 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (stopped_by: None or a signal number).
     """
     t = cfg.train
+    dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
     os.makedirs(run_dir, exist_ok=True)
     clean_temporary(run_dir)
-    dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
 
     paddle.seed(t.seed)
     G, D = build_models(cfg.model)
@@ -263,10 +264,10 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
         say(f"run folder: {run_dir}")
         result = train(cfg, run_dir, ckpt)
     except (ConfigError, DataError, CheckpointError) as e:
-        say(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     except TrainingError as e:
-        say(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     if result["stopped_by"] is not None:
         return 128 + result["stopped_by"]

@@ -75,7 +75,7 @@ def test_cli_refuses_bad_config_before_starting(tmp_path, args, key):
     out = tmp_path / "run"
     p = run_train("-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(out), *args, check=False)
     assert p.returncode == 2
-    errors = [ln for ln in p.stdout.splitlines() if ln.startswith("error:")]
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {key}") and "Traceback" not in p.stderr
     assert not out.exists()  # the run never started
 

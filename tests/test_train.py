@@ -117,7 +117,7 @@ def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):
     quick(run, "train.steps=4")
     before = (run / "checkpoints" / "step_0000004" / "G.pdparams").read_bytes()
     p = quick(run, "train.steps=4", check=False)
-    assert p.returncode == 2 and "already holds checkpoints" in p.stdout and "--resume" in p.stdout
+    assert p.returncode == 2 and "already holds checkpoints" in p.stderr and "--resume" in p.stderr
     assert (run / "checkpoints" / "step_0000004" / "G.pdparams").read_bytes() == before
 
 
@@ -126,7 +126,7 @@ def test_resume_with_a_different_architecture_is_refused(tmp_path):
     quick(run, "train.steps=4")
     p = quick(run, "train.steps=8", "model.g_channels=16", "--resume", check=False)
     assert p.returncode == 2
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith("error:")]
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(line) == 1 and "model.g_channels: 32 -> 16" in line[0]
 
 
@@ -187,3 +187,19 @@ def test_anime64_setup_trains_on_an_image_folder(tmp_path):
     assert list(sd["fc.0.weight"].shape) == [100, 4 * 4 * 1024]
     grid = cv2.imread(str(run / "samples" / "step_0000001.png"))
     assert grid.shape == (4 * 66 + 2, 4 * 66 + 2, 3)  # the fixed 16-sample grid, 64 px + 2 px padding
+
+
+@pytest.mark.parametrize("root_kind", ["file", "empty"])
+def test_cli_bad_data_is_one_line_and_writes_nothing(tmp_path, root_kind):
+    root = tmp_path / "data"
+    if root_kind == "file":
+        root.write_text("not a folder")
+    else:
+        root.mkdir()
+    out = tmp_path / "run"
+    p = run_train("-c", os.path.join(CONFIGS, "dcgan_anime64.yaml"), "--output", str(out), "-o", f"data.root={root}",
+                  check=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and str(root) in errors[0]
+    assert not out.exists()

@@ -207,7 +207,8 @@ def validate(cfg: Config) -> None:
         k = m.img_size // 4
         need(m.img_size % 4 == 0 and k >= 2 and k & (k - 1) == 0, "model.img_size",
              f"conv models need 4 * 2^k pixels (8, 16, 32, 64, ...), got {m.img_size}")
-    need(m.g_channels >= 1 and m.d_channels >= 1, "model.g_channels", "channel widths must be >= 1")
+    need(m.g_channels >= 1, "model.g_channels", "must be >= 1")
+    need(m.d_channels >= 1, "model.d_channels", "must be >= 1")
     need(len(m.g_hidden) >= 1 and min(m.g_hidden) >= 1, "model.g_hidden", "needs >= 1 positive size")
     need(len(m.d_hidden) >= 1 and min(m.d_hidden) >= 1, "model.d_hidden", "needs >= 1 positive size")
     need(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")

@@ -58,14 +58,6 @@ CIFAR10_SOURCE = ("cifar", "https://dataset.bj.bcebos.com/cifar/",
                   {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"})
 
 
-def md5_file(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download(url: str, dst: str, md5: str, timeout: float = 30.0) -> str:
     """Fetch url to dst (atomically, MD5-checked). Raises DataError with the reason."""
     os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)

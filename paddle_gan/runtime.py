@@ -2,8 +2,9 @@
 
 Paddle's CPU math library uses one thread unless told otherwise, and MKL may pick a slow code path
 on some CPUs. Defaults set here: MKL_NUM_THREADS = usable cores, MKL_DEBUG_CPU_TYPE=5, and Paddle's
-own CPU math thread count to match (OMP_NUM_THREADS is left alone: Paddle warns unless it is 1, and
-it did not change the measured speed). A variable already set in the environment wins; PADDLE_GAN_CPU_TUNING=0 turns all of it off.
+own CPU math thread count to match. OMP_NUM_THREADS is left alone: Paddle warns unless it is 1, and
+it did not change the measured speed. A variable already set in the environment wins;
+PADDLE_GAN_CPU_TUNING=0 turns all of it off.
 """
 from __future__ import annotations
 

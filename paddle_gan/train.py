@@ -147,7 +147,8 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     def save() -> None:
         nonlocal last_ckpt, saved_step
         if not _all_finite(G, D):
-            raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last_ckpt})")
+            raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: "
+                                f"{last_ckpt or 'none saved yet'})")
         state = {"seed": t.seed, "data": stream.state(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
                  "config": cfg.to_dict()}
         last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise, state)
@@ -184,7 +185,8 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
                 dt = time.perf_counter() - t0
                 if not all(math.isfinite(v) for v in out.values()):
                     bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
-                    raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: {last_ckpt}")
+                    raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: "
+                                        f"{last_ckpt or 'none saved yet'}")
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n, interval_time = n + 1, interval_time + dt

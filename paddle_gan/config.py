@@ -58,7 +58,7 @@ class TrainConfig:
     batch_size: int = 64  # images per D and per G update
     seed: int = 0  # same seed + same config -> identical weights on CPU
     log_every: int = 50  # steps between status lines, metrics.jsonl rows and VisualDL points
-    sample_every: int = 500  # steps between fixed-noise sample grids (the first and last step always get one)
+    sample_every: int = 500  # steps between fixed-noise sample grids; 0 = at the end of every data epoch (first and last step always get one)
     save_every: int = 1000  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk (0 = keep all)
     num_samples: int = 64  # images in the fixed-noise sample grid
@@ -215,8 +215,9 @@ def validate(cfg: Config) -> None:
     need(m.init in ("dcgan", "paddle"), "model.init", f"must be dcgan or paddle, got {m.init!r}")
     need(t.steps >= 0, "train.steps", "must be >= 0")
     need(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
-    for key in ("log_every", "sample_every", "save_every"):
+    for key in ("log_every", "save_every"):
         need(getattr(t, key) >= 1, f"train.{key}", "must be >= 1")
+    need(t.sample_every >= 0, "train.sample_every", "must be >= 0 (0 = once per epoch)")
     need(t.keep_checkpoints >= 0, "train.keep_checkpoints", "must be >= 0")
     need(t.num_samples >= 1, "train.num_samples", "must be >= 1")
     for name in ("opt_G", "opt_D"):

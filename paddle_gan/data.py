@@ -300,11 +300,16 @@ class BatchStream:
         return self._perm
 
     def next(self) -> np.ndarray:
-        if self.offset + self.batch_size > len(self.images):
+        if self.epoch_done:
             self.epoch, self.offset = self.epoch + 1, 0
         idx = np.sort(self._order()[self.offset:self.offset + self.batch_size])  # sorted: faster gather
         self.offset += self.batch_size
         return to_float(self.images[idx])
+
+    @property
+    def epoch_done(self) -> bool:
+        """True when the next batch starts a new epoch."""
+        return self.offset + self.batch_size > len(self.images)
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "offset": self.offset}

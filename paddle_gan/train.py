@@ -8,6 +8,7 @@ run needs no saved RNG state to continue bit for bit.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -193,7 +194,7 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
                 session_time, session_steps = session_time + dt, session_steps + 1
                 if step % t.log_every == 0 or step == t.steps:
                     log()
-                if step % t.sample_every == 0 or step == t.steps:
+                if (stream.epoch_done if t.sample_every == 0 else step % t.sample_every == 0) or step == t.steps:
                     sample()
                 if step % t.save_every == 0 or step == t.steps:
                     save()
@@ -247,7 +248,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     if config_path is not None:
         cfg = load_config(config_path, overrides)
     else:
-        cfg = apply_overrides(saved, overrides)
+        cfg = apply_overrides(copy.deepcopy(saved), overrides)
         validate(cfg)
     identity, other = diff(saved, cfg)
     if identity:

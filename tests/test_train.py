@@ -42,6 +42,12 @@ def test_run_folder_contents(tmp_path):
     assert saved.train.steps == 8 and saved.train.batch_size == 16 and saved.data.limit == 512
 
 
+def test_sample_grid_once_per_epoch(tmp_path):
+    run = tmp_path / "run"
+    quick(run, "train.steps=9", "train.sample_every=0", "data.limit=70")  # 70 // 16 = 4 steps per epoch
+    assert sorted(os.listdir(run / "samples")) == [f"step_{s:07d}.png" for s in (0, 4, 8, 9)]
+
+
 def test_generator_rebuilt_from_checkpoint_folder_alone(tmp_path):
     import paddle
 
@@ -130,6 +136,14 @@ def test_resume_with_a_different_architecture_is_refused(tmp_path):
     assert p.returncode == 2
     line = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(line) == 1 and "model.g_channels: 32 -> 16" in line[0]
+    # the same without -c: the checkpoint's config plus -o
+    p = run_train("--output", str(run), "--resume", "-o", "model.z_dim=64", "data.split=train", check=False)
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert p.returncode == 2 and len(line) == 1
+    assert "data.split: 'test' -> 'train'" in line[0] and "model.z_dim: 100 -> 64" in line[0]
+    # hyper-parameters may change, and the change is printed
+    p = run_train("--output", str(run), "--resume", "-o", "train.steps=6", "opt_G.lr=1e-4")
+    assert "resume with changed settings: train.steps: 4 -> 6; opt_G.lr: 0.0002 -> 0.0001" in p.stdout
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import paddle
 
-from .utils import atomic_write_bytes
+from .utils import atomic_write, atomic_write_bytes
 
 
 class DataError(RuntimeError):
@@ -257,9 +257,7 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
     images = np.stack(images)
     if cache:
         try:
-            buf = io.BytesIO()
-            np.save(buf, images)
-            atomic_write_bytes(cached, buf.getvalue())
+            atomic_write(cached, lambda f: np.save(f, images))  # streamed: no second copy in memory
         except OSError as e:
             _log(f"image_folder: could not write cache {cached} ({e}); continuing without it")
     _log(f"image_folder: {len(images)} images from {root}")

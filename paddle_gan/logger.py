@@ -58,7 +58,6 @@ class RunLogger:
     def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10):
         from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
 
-        self.run_dir = run_dir
         self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
         self.samples_dir = os.path.join(run_dir, "samples")
         os.makedirs(self.samples_dir, exist_ok=True)

@@ -122,6 +122,7 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (stopped_by: None or a signal number).
     """
     t = cfg.train
+    state = load_checkpoint(ckpt) if ckpt else None  # verified; a damaged one fails before the data is decoded
     dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
     os.makedirs(run_dir, exist_ok=True)
     clean_temporary(run_dir)
@@ -129,8 +130,7 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     paddle.seed(t.seed)
     G, D = build_models(cfg.model)
     opt_G, opt_D = make_optimizers(cfg, G, D)
-    if ckpt:
-        state = load_checkpoint(ckpt)
+    if state:
         G.set_state_dict(state["G"])
         D.set_state_dict(state["D"])
         opt_G.set_state_dict(state["opt_G"])
@@ -139,6 +139,7 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
         say(f"resumed from {ckpt} at step {step}")
     else:
         step, fixed_noise, position = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim), {}
+    del state  # its tensors now live in the models and optimizers; no second copy for the whole run
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
     stream = BatchStream(dataset.images, t.batch_size, t.seed, **position)
     logger = RunLogger(run_dir, step)
@@ -150,9 +151,10 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
         if not _all_finite(G, D):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: "
                                 f"{last_ckpt or 'none saved yet'})")
-        state = {"seed": t.seed, "data": stream.state(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
-                 "config": cfg.to_dict()}
-        last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise, state)
+        trainer_state = {"seed": t.seed, "data": stream.state(), "config": cfg.to_dict(),
+                         "rng": "paddle.seed(step_seed(seed, step)) before each step"}
+        last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise,
+                                    trainer_state)
         saved_step = step
         logger.flush()
         rotate(run_dir, t.keep_checkpoints, protect=last_ckpt)
@@ -244,7 +246,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
                               f"continue it with --resume, or start a new run with --output DIR")
         return cfg, output, None
 
-    saved = checkpoint_config(read_state(ckpt))
+    saved = checkpoint_config(read_state(ckpt, verify=False))  # train() verifies the files when it loads them
     if config_path is not None:
         cfg = load_config(config_path, overrides)
     else:

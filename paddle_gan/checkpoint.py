@@ -123,10 +123,10 @@ def checkpoint_config(meta: dict):
         raise CheckpointError(f"checkpoint config does not fit this paddle_gan version ({e})") from None
 
 
-def load_checkpoint(ckpt: str) -> dict:
+def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
     """Verified checkpoint contents: the state.json fields plus G, D, opt_G, opt_D state dicts,
-    fixed_noise and the parsed Config under 'cfg'."""
-    meta = read_state(ckpt)
+    fixed_noise and the parsed Config under 'cfg'. `meta`: read_state(ckpt) already done (verified)."""
+    meta = meta or read_state(ckpt)
     out = dict(meta, cfg=checkpoint_config(meta))
     for key, name in (("G", "G.pdparams"), ("D", "D.pdparams"), ("opt_G", "G.pdopt"), ("opt_D", "D.pdopt")):
         try:
@@ -158,22 +158,44 @@ def latest_checkpoint(run_dir: str, log=print) -> str | None:
     return None
 
 
+def _remove(path: str) -> None:
+    """Delete a checkpoint folder without ever showing a half-deleted one: hide it by a rename
+    first (atomic), then delete; a kill in between leaves a hidden folder clean_temporary removes."""
+    hidden = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.del-{os.getpid()}")
+    os.rename(path, hidden)
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
 def rotate(run_dir: str, keep: int, protect: str | None = None) -> None:
     """Delete all but the `keep` newest checkpoints (keep=0: delete none); never `protect`."""
     if keep <= 0:
         return
     for _, path in list_checkpoints(run_dir)[:-keep]:
         if protect is None or os.path.abspath(path) != os.path.abspath(protect):
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
+
+
+_ATOMIC_LEFTOVER = re.compile(r"^\..+\.tmp$")  # utils.atomic_write's temporary files
 
 
 def clean_temporary(run_dir: str) -> None:
-    """Remove leftovers of checkpoint writes that never completed (hidden .step_*.tmp-* folders)."""
+    """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*) or
+    deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
+    checkpoint swapped out for a re-save of the same step (step_*.old-*) is put back if the new one
+    never arrived. Only call this while holding the run folder's lock."""
     root = os.path.join(run_dir, "checkpoints")
     if os.path.isdir(root):
         for name in os.listdir(root):
-            if name.startswith(".step_") or ".old-" in name:
-                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            path = os.path.join(root, name)
+            if ".old-" in name and not os.path.exists(os.path.join(root, name.split(".old-")[0])):
+                os.rename(path, os.path.join(root, name.split(".old-")[0]))
+            elif name.startswith(".step_") or ".old-" in name:
+                shutil.rmtree(path, ignore_errors=True)
+    for folder in (run_dir, os.path.join(run_dir, "samples")):
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                if _ATOMIC_LEFTOVER.match(name) and os.path.isfile(os.path.join(folder, name)):
+                    os.unlink(os.path.join(folder, name))
 
 
 def load_generator(ckpt: str):

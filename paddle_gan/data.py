@@ -266,6 +266,8 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
 
 def build_dataset(data, model) -> ArrayDataset:
     """The dataset named by a DataConfig, shaped for a ModelConfig."""
+    if data.root and os.path.isfile(data.root):  # would otherwise be passed over for the next place to look
+        raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
     if data.name in IDX_SOURCES:
         return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels,
                                 data.download, data.limit)

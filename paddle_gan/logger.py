@@ -106,10 +106,13 @@ class RunLogger:
         self.vdl.flush()
 
     def close(self) -> None:
+        """Flush and close; never raises, as it runs while an error (e.g. disk full) is being reported."""
         if not self._metrics.closed:
-            self.flush()
-            self._metrics.close()
-            self.vdl.close()
+            for fn in (self.flush, self._metrics.close, self.vdl.close):
+                try:
+                    fn()
+                except Exception:
+                    pass
 
 
 def status_line(step: int, total: int, row: dict, eta_s: float) -> str:

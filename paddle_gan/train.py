@@ -25,6 +25,7 @@ from .config import Config, ConfigError, diff, dump, load_config, apply_override
 from .data import BatchStream, DataError, build_dataset
 from .logger import RunLogger, say, status_line
 from .models import build_models
+from .runlock import RunLock, RunLockedError
 from .utils import atomic_write_text, make_grid
 
 
@@ -121,11 +122,18 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
 
     Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (stopped_by: None or a signal number).
     """
-    t = cfg.train
-    state = load_checkpoint(ckpt) if ckpt else None  # verified; a damaged one fails before the data is decoded
+    meta = read_state(ckpt) if ckpt else None  # hashes checked: a damaged checkpoint fails before the data is decoded
     dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
+    stream = BatchStream(dataset.images, cfg.train.batch_size, cfg.train.seed, **(meta["data"] if meta else {}))
     os.makedirs(run_dir, exist_ok=True)
+    with RunLock(run_dir, warn=say):  # one writer per run folder, from here to the end
+        return _train(cfg, run_dir, ckpt, meta, stream)
+
+
+def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream) -> dict:
+    t = cfg.train
     clean_temporary(run_dir)
+    state = load_checkpoint(ckpt, meta) if ckpt else None
 
     paddle.seed(t.seed)
     G, D = build_models(cfg.model)
@@ -135,13 +143,12 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
         D.set_state_dict(state["D"])
         opt_G.set_state_dict(state["opt_G"])
         opt_D.set_state_dict(state["opt_D"])
-        step, fixed_noise, position = state["step"], state["fixed_noise"], state["data"]
+        step, fixed_noise = state["step"], state["fixed_noise"]
         say(f"resumed from {ckpt} at step {step}")
     else:
-        step, fixed_noise, position = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim), {}
+        step, fixed_noise = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim)
     del state  # its tensors now live in the models and optimizers; no second copy for the whole run
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
-    stream = BatchStream(dataset.images, t.batch_size, t.seed, **position)
     logger = RunLogger(run_dir, step)
     last_ckpt = ckpt
     saved_step = step if ckpt else None
@@ -153,8 +160,12 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
                                 f"{last_ckpt or 'none saved yet'})")
         trainer_state = {"seed": t.seed, "data": stream.state(), "config": cfg.to_dict(),
                          "rng": "paddle.seed(step_seed(seed, step)) before each step"}
-        last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise,
-                                    trainer_state)
+        try:
+            last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise,
+                                        trainer_state)
+        except OSError as e:  # e.g. disk full: the half-written folder is gone, older checkpoints untouched
+            raise TrainingError(f"saving the step-{step} checkpoint failed: {e}; last complete checkpoint: "
+                                f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
         saved_step = step
         logger.flush()
         rotate(run_dir, t.keep_checkpoints, protect=last_ckpt)
@@ -208,6 +219,9 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
         if stop.signum is not None:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
         return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}
+    except OSError as e:  # a log or sample write: disk full, quota, a folder removed under us
+        raise TrainingError(f"writing the run folder at step {step} failed: {e}; last complete checkpoint: "
+                            f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
     finally:
         logger.close()
 
@@ -231,10 +245,14 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         if config_path is None:
             raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
         output = os.path.join("work", os.path.splitext(os.path.basename(config_path))[0])
+    if os.path.isdir(output):  # fail early and clearly if another process trains there
+        RunLock(output).acquire().release()
     if resume == "latest":
         ckpt = latest_checkpoint(output, log=lambda m: say(f"warning: {m}"))
-        if ckpt is None:
+        if ckpt is None and list_checkpoints(output):
             raise CheckpointError(f"--resume: no valid checkpoint in {os.path.join(output, 'checkpoints')}")
+        if ckpt is None:  # killed before its first save, or never started: nothing to lose, start from step 0
+            say(f"--resume: no checkpoint in {output} yet; starting from step 0")
 
     if ckpt is None:
         if config_path is None:
@@ -268,12 +286,15 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
         cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume)
         say(f"run folder: {run_dir}")
         result = train(cfg, run_dir, ckpt)
-    except (ConfigError, DataError, CheckpointError) as e:
+    except (ConfigError, DataError, CheckpointError, RunLockedError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    except TrainingError as e:
+    except (TrainingError, OSError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C mid-step
+        print("error: interrupted; nothing saved since the last checkpoint", file=sys.stderr, flush=True)
+        return 130
     if result["stopped_by"] is not None:
         return 128 + result["stopped_by"]
     say(f"done: step {result['step']}, checkpoint {result['checkpoint']}")

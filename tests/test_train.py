@@ -24,7 +24,7 @@ def test_run_folder_contents(tmp_path):
     run = tmp_path / "run"
     p = quick(run, "train.steps=8", "train.keep_checkpoints=1")
     assert "step 8/8" in p.stdout and "img/s" in p.stdout and "ETA" in p.stdout
-    assert sorted(os.listdir(run)) == ["checkpoints", "config.yaml", "metrics.jsonl", "samples", "vdl"]
+    assert sorted(os.listdir(run)) == ["checkpoints", "config.yaml", "metrics.jsonl", "samples", "train.lock", "vdl"]
     # rotation keeps only the newest checkpoint; each is complete
     assert os.listdir(run / "checkpoints") == ["step_0000008"]
     assert set(os.listdir(run / "checkpoints" / "step_0000008")) == CKPT_FILES
@@ -219,37 +219,3 @@ def test_cli_bad_data_is_one_line_and_writes_nothing(tmp_path, root_kind):
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and str(root) in errors[0]
     assert not out.exists()
-
-
-def test_resume_skips_a_damaged_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    quick(run, "train.steps=8")
-    newest = run / "checkpoints" / "step_0000008" / "G.pdparams"
-    data = bytearray(newest.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte
-    newest.write_bytes(bytes(data))
-    p = run_train("--resume", str(newest.parent), "--output", str(run), check=False)  # named explicitly: refused
-    assert p.returncode == 2
-    assert [ln for ln in p.stderr.splitlines() if ln.startswith("error:")] == [
-        f"error: {newest}: content does not match its SHA-256 in state.json (corrupt)"]
-    p = quick(run, "train.steps=10", "--resume")  # newest valid one instead, saying so
-    assert f"skipping checkpoint {newest.parent}" in p.stdout and "resumed from" in p.stdout
-    assert "step_0000004" in p.stdout
-    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")] == [2, 4, 6, 8, 10]
-
-
-def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    from paddle_gan.checkpoint import list_checkpoints, read_state
-
-    run = tmp_path / "run"
-    quick(run, "train.steps=4")
-    good = run / "checkpoints" / "step_0000004"
-    before = {f: (good / f).read_bytes() for f in CKPT_FILES}
-    # a learning rate that may change on resume, and blows the weights up at once
-    p = quick(run, "train.steps=50", "opt_G.lr=1e30", "opt_D.lr=1e30", "train.save_every=1", "--resume", check=False)
-    assert p.returncode == 1
-    err = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
-    assert len(err) == 1 and err[0].startswith("error: training diverged at step 5: ")
-    assert err[0].endswith(f"; last good checkpoint: {good}")
-    assert [s for s, _ in list_checkpoints(str(run))] == [4]  # nothing with NaN was written
-    assert read_state(str(good))["step"] == 4 and {f: (good / f).read_bytes() for f in CKPT_FILES} == before

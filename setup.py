@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     description="Classic GANs (MLP GAN, DCGAN) in PaddlePaddle: train, resume exactly, watch in VisualDL",
     packages=find_packages(include=["paddle_gan", "paddle_gan.*"]),
-    package_data={"paddle_gan": ["_data/fashion_mnist/*"]},
+    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*"]},
     python_requires=">=3.9",
     install_requires=[
         "numpy",

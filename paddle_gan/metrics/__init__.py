@@ -1,0 +1,106 @@
+"""Evaluation shared by the trainer (train.eval_every) and tools/eval.py.
+
+    evaluate(G, cfg, num=10000, seed=0) -> {"fid_lenet_fashion": ..., "kid_lenet_fashion": ..., ...}
+
+Every score is named <score>_<extractor>, so a LeNet-feature FID can never pass for an Inception one.
+The reference is the real split the run trained on (or --data), taken through the same loader and
+resize as training, so real and generated images reach the extractor the same way. Its features
+are cached per (dataset, split, limit, image size, extractor, count) with an atomic write.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import numpy as np
+
+from ..data import DataError, build_dataset, cache_dir, to_float
+from ..utils import atomic_write
+from .scores import (density_coverage, feature_stats, fid_from_features, frechet_distance, inception_score,
+                     kid, precision_recall)
+
+__all__ = ["evaluate", "evaluate_images", "make_extractor", "real_features", "scores_from_features",
+           "frechet_distance", "feature_stats", "fid_from_features", "kid", "inception_score",
+           "precision_recall", "density_coverage", "EXTRACTORS", "LOWER_IS_BETTER"]
+
+EXTRACTORS = ("auto", "lenet", "inception")
+LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, coverage): higher is better
+
+
+def make_extractor(name: str, dataset: str, channels: int, inception_weights: str | None = None):
+    """'lenet' (MNIST-like greyscale data), 'inception' (RGB, or any data), or 'auto' (lenet where
+    one is trained for the dataset, else inception)."""
+    from .lenet import SHORT, LeNetExtractor
+
+    if name not in EXTRACTORS:
+        raise DataError(f"extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
+    if name == "auto":
+        name = "lenet" if dataset in SHORT and channels == 1 else "inception"
+    if name == "lenet":
+        return LeNetExtractor(dataset)
+    from .inception import InceptionExtractor
+
+    return InceptionExtractor(inception_weights)
+
+
+def real_features(extractor, data_cfg, model_cfg, num: int):
+    """(features, probs) of up to `num` real images of the reference split (a fixed subset), cached."""
+    key = f"{data_cfg.name}-{data_cfg.split}-{data_cfg.limit}-{model_cfg.img_size}px-{model_cfg.channels}ch-" \
+          f"{extractor.name}-{num}"
+    if data_cfg.name == "image_folder":  # a folder's contents are part of its identity
+        key += "-" + hashlib.sha1(os.path.abspath(data_cfg.root).encode()).hexdigest()[:10]
+    path = os.path.join(cache_dir(), "stats", key + ".npz")
+    if os.path.isfile(path):
+        try:
+            with np.load(path) as z:
+                return z["features"], (z["probs"] if "probs" in z.files else None)
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable cache: recompute and overwrite
+    images = build_dataset(data_cfg, model_cfg).images
+    if num < len(images):
+        images = images[np.sort(np.random.default_rng(0).choice(len(images), num, replace=False))]
+    feats, probs = [], []
+    for i in range(0, len(images), 1000):  # uint8 -> float a chunk at a time
+        f, p = extractor.features_and_probs(to_float(images[i:i + 1000]))
+        feats.append(f)
+        probs.append(p)
+    feats = np.concatenate(feats).astype(np.float32)
+    probs = np.concatenate(probs).astype(np.float32) if probs[0] is not None else None
+    buf = io.BytesIO()
+    np.savez(buf, features=feats, **({"probs": probs} if probs is not None else {}))
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return feats, probs
+
+
+def scores_from_features(real: np.ndarray, fake: np.ndarray, fake_probs: np.ndarray | None, extractor_name: str,
+                         seed: int = 0, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
+    out = {"fid": fid_from_features(real, fake),
+           **kid(real, fake, kid_subsets, kid_subset_size, seed=seed),
+           **precision_recall(real, fake, k=3), **density_coverage(real, fake, k=5)}
+    if fake_probs is not None:
+        out.update(inception_score(fake_probs, splits=10))
+    return {f"{k}_{extractor_name}": float(v) for k, v in out.items()}
+
+
+def eval_noise(seed: int, num: int, z_dim: int) -> np.ndarray:
+    return np.random.default_rng([seed, 2]).standard_normal((num, z_dim)).astype(np.float32)
+
+
+def evaluate_images(images: np.ndarray, extractor, data_cfg, model_cfg, seed: int = 0,
+                    num_real: int | None = None) -> dict[str, float]:
+    """Scores of float images in [-1, 1] ([N, C, H, W]) against the real reference split."""
+    real, _ = real_features(extractor, data_cfg, model_cfg, num_real or len(images))
+    fake, probs = extractor.features_and_probs(images)
+    return scores_from_features(real, fake, probs, extractor.name, seed=seed)
+
+
+def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None) -> dict[str, float]:
+    """Scores of generator G (a model of config cfg) from `num` samples of z ~ N(0, I) drawn with
+    `seed`, against `num` real images of data_cfg (default: the run's own dataset and split)."""
+    from ..train import generate
+
+    data_cfg = data_cfg or cfg.data
+    extractor = extractor or make_extractor("auto", data_cfg.name, cfg.model.channels)
+    images = generate(G, eval_noise(seed, num, cfg.model.z_dim))
+    return evaluate_images(images, extractor, data_cfg, cfg.model, seed=seed, num_real=num)

@@ -27,6 +27,7 @@ from .utils import atomic_write_text, fsync_dir
 
 FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
+BEST = "best"  # checkpoints/best/: the best evaluated checkpoint, kept apart from rotation
 _STEP_DIR = re.compile(r"^step_(\d{7,})$")
 
 
@@ -53,12 +54,14 @@ def _write_paddle(obj, path: str) -> None:
 
 
 def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: np.ndarray,
-                    state: dict) -> str:
-    """Write checkpoint `step` under ckpt_root atomically; returns its folder. `state` is the
-    trainer state (data position, seed, config ...) stored in state.json next to the file hashes."""
+                    state: dict, name: str | None = None) -> str:
+    """Write checkpoint `step` under ckpt_root atomically; returns its folder (step_XXXXXXX, or `name`,
+    e.g. "best", replaced as a whole). `state` is the trainer state (data position, seed, config ...)
+    stored in state.json next to the file hashes."""
     os.makedirs(ckpt_root, exist_ok=True)
-    final = os.path.join(ckpt_root, step_dir_name(step))
-    tmp = os.path.join(ckpt_root, f".{step_dir_name(step)}.tmp-{os.getpid()}")
+    name = name or step_dir_name(step)
+    final = os.path.join(ckpt_root, name)
+    tmp = os.path.join(ckpt_root, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
@@ -76,7 +79,7 @@ def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: 
                     paddle=paddle.__version__, time=time.time())
         atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(meta, indent=1) + "\n")
         fsync_dir(tmp)
-        if os.path.exists(final):  # the same step saved again: swap the old folder out first
+        if os.path.exists(final):  # the same step saved again (or a new best): swap the old folder out first
             old = final + f".old-{os.getpid()}"
             os.rename(final, old)
             os.rename(tmp, final)
@@ -179,8 +182,8 @@ _ATOMIC_LEFTOVER = re.compile(r"^\..+\.tmp$")  # utils.atomic_write's temporary 
 
 
 def clean_temporary(run_dir: str) -> None:
-    """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*) or
-    deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
+    """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*,
+    .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
     checkpoint swapped out for a re-save of the same step (step_*.old-*) is put back if the new one
     never arrived. Only call this while holding the run folder's lock."""
     root = os.path.join(run_dir, "checkpoints")
@@ -189,7 +192,7 @@ def clean_temporary(run_dir: str) -> None:
             path = os.path.join(root, name)
             if ".old-" in name and not os.path.exists(os.path.join(root, name.split(".old-")[0])):
                 os.rename(path, os.path.join(root, name.split(".old-")[0]))
-            elif name.startswith(".step_") or ".old-" in name:
+            elif name.startswith(".") or ".old-" in name:
                 shutil.rmtree(path, ignore_errors=True)
     for folder in (run_dir, os.path.join(run_dir, "samples")):
         if os.path.isdir(folder):

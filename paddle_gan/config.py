@@ -15,6 +15,7 @@ import yaml
 
 MODEL_NAMES = ("dcgan", "dcgan_dense", "mlp")
 DATASET_NAMES = ("mnist", "fashion_mnist", "image_folder", "cifar10")
+EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage")
 
 
 class ConfigError(ValueError):
@@ -62,6 +63,11 @@ class TrainConfig:
     save_every: int = 1000  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk (0 = keep all)
     num_samples: int = 64  # images in the fixed-noise sample grid
+    eval_every: int = 0  # steps between evaluations (0 = off; the last step is evaluated too): metrics/* and checkpoints/best/
+    eval_samples: int = 2000  # generated and real images per evaluation during training (tools/eval.py defaults to 10000)
+    eval_metric: str = "fid"  # the score that picks checkpoints/best/: fid, kid (lower is better), is, precision, recall, density, coverage
+    eval_extractor: str = "auto"  # features for the scores: lenet (MNIST-like), inception (RGB), auto = lenet where one is trained
+    progress_gif: bool = False  # at the end of a run, assemble samples/*.png into progress.gif
 
 
 @dataclass
@@ -220,6 +226,12 @@ def validate(cfg: Config) -> None:
     need(t.sample_every >= 0, "train.sample_every", "must be >= 0 (0 = once per epoch)")
     need(t.keep_checkpoints >= 0, "train.keep_checkpoints", "must be >= 0")
     need(t.num_samples >= 1, "train.num_samples", "must be >= 1")
+    need(t.eval_every >= 0, "train.eval_every", "must be >= 0 (0 = off)")
+    need(t.eval_samples >= 10, "train.eval_samples", "must be >= 10")
+    need(t.eval_metric in EVAL_METRICS, "train.eval_metric",
+         f"unknown score {t.eval_metric!r} (choose from {', '.join(EVAL_METRICS)})")
+    need(t.eval_extractor in ("auto", "lenet", "inception"), "train.eval_extractor",
+         f"must be auto, lenet or inception, got {t.eval_extractor!r}")
     for name in ("opt_G", "opt_D"):
         o = getattr(cfg, name)
         need(o.lr > 0, f"{name}.lr", "must be > 0")

@@ -19,7 +19,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from .checkpoint import (CheckpointError, checkpoint_config, clean_temporary, latest_checkpoint, list_checkpoints,
+from . import metrics
+from .checkpoint import (BEST, CheckpointError, checkpoint_config, clean_temporary, latest_checkpoint, list_checkpoints,
                          load_checkpoint, read_state, rotate, save_checkpoint)
 from .config import Config, ConfigError, diff, dump, load_config, apply_overrides, validate
 from .data import BatchStream, DataError, build_dataset
@@ -125,12 +126,23 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     meta = read_state(ckpt) if ckpt else None  # hashes checked: a damaged checkpoint fails before the data is decoded
     dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
     stream = BatchStream(dataset.images, cfg.train.batch_size, cfg.train.seed, **(meta["data"] if meta else {}))
+    extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels)
+                 if cfg.train.eval_every else None)  # missing evaluator weights fail here, before any write
     os.makedirs(run_dir, exist_ok=True)
     with RunLock(run_dir, warn=say):  # one writer per run folder, from here to the end
-        return _train(cfg, run_dir, ckpt, meta, stream)
+        return _train(cfg, run_dir, ckpt, meta, stream, extractor)
 
 
-def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream) -> dict:
+def _previous_best(ckpt_root: str, key: str) -> float | None:
+    """The score of checkpoints/best/ if it was chosen by the same score (metric and extractor)."""
+    try:
+        info = read_state(os.path.join(ckpt_root, BEST), verify=False).get("eval", {})
+    except CheckpointError:
+        return None
+    return info.get("value") if info.get("metric") == key else None
+
+
+def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream, extractor) -> dict:
     t = cfg.train
     clean_temporary(run_dir)
     state = load_checkpoint(ckpt, meta) if ckpt else None
@@ -150,25 +162,44 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
     del state  # its tensors now live in the models and optimizers; no second copy for the whole run
     atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
     logger = RunLogger(run_dir, step)
+    ckpt_root = os.path.join(run_dir, "checkpoints")
     last_ckpt = ckpt
     saved_step = step if ckpt else None
+    best_key = f"{t.eval_metric}_{extractor.name}" if extractor else None
+    best_value = _previous_best(ckpt_root, best_key) if extractor else None
 
-    def save() -> None:
-        nonlocal last_ckpt, saved_step
+    def write_checkpoint(name: str | None = None, **extra) -> str:
         if not _all_finite(G, D):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: "
                                 f"{last_ckpt or 'none saved yet'})")
         trainer_state = {"seed": t.seed, "data": stream.state(), "config": cfg.to_dict(),
-                         "rng": "paddle.seed(step_seed(seed, step)) before each step"}
+                         "rng": "paddle.seed(step_seed(seed, step)) before each step", **extra}
         try:
-            last_ckpt = save_checkpoint(os.path.join(run_dir, "checkpoints"), step, G, D, opt_G, opt_D, fixed_noise,
-                                        trainer_state)
+            return save_checkpoint(ckpt_root, step, G, D, opt_G, opt_D, fixed_noise, trainer_state, name=name)
         except OSError as e:  # e.g. disk full: the half-written folder is gone, older checkpoints untouched
-            raise TrainingError(f"saving the step-{step} checkpoint failed: {e}; last complete checkpoint: "
-                                f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
+            raise TrainingError(f"saving the step-{step} checkpoint{f' ({name})' if name else ''} failed: {e}; "
+                                f"last complete checkpoint: {last_ckpt or 'none saved yet'} "
+                                f"(free space, then --resume)") from None
+
+    def save() -> None:
+        nonlocal last_ckpt, saved_step
+        last_ckpt = write_checkpoint()
         saved_step = step
         logger.flush()
         rotate(run_dir, t.keep_checkpoints, protect=last_ckpt)
+
+    def evaluate() -> None:
+        nonlocal best_value
+        scores = metrics.evaluate(G, cfg, num=t.eval_samples, seed=t.seed, extractor=extractor)
+        logger.scalars({"step": step, **scores})
+        value = scores[best_key]
+        better = best_value is None or (value < best_value if t.eval_metric in metrics.LOWER_IS_BETTER
+                                        else value > best_value)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items() if "_std_" not in k)
+        say(f"eval step {step} ({t.eval_samples} samples): {shown}{' | new best' if better else ''}")
+        if better:
+            write_checkpoint(BEST, eval={"metric": best_key, "value": value, "scores": scores})
+            best_value = value
 
     def sample() -> None:
         logger.image(step, make_grid(generate(G, fixed_noise)))
@@ -209,6 +240,8 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                     log()
                 if (stream.epoch_done if t.sample_every == 0 else step % t.sample_every == 0) or step == t.steps:
                     sample()
+                if t.eval_every and (step % t.eval_every == 0 or step == t.steps):
+                    evaluate()
                 if step % t.save_every == 0 or step == t.steps:
                     save()
             # stopped by a signal between two saves, or nothing was left to train (train.steps reached)
@@ -216,6 +249,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                 log()
             if saved_step != step:
                 save()
+        finish_pictures(run_dir, t.progress_gif)
         if stop.signum is not None:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
         return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}
@@ -224,6 +258,21 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                             f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
     finally:
         logger.close()
+
+
+def finish_pictures(run_dir: str, gif: bool) -> None:
+    """curves.png from metrics.jsonl, and progress.gif from samples/ if asked: the end-of-run pictures."""
+    from .logger import read_metrics, sample_files
+    from .plots import curves_png, progress_gif
+    from .utils import atomic_write_bytes, read_png
+
+    rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    if rows:
+        atomic_write_bytes(os.path.join(run_dir, "curves.png"), curves_png(rows))
+    if gif:
+        frames = [read_png(p) for _, p in sample_files(os.path.join(run_dir, "samples"))]
+        if frames:
+            atomic_write_bytes(os.path.join(run_dir, "progress.gif"), progress_gif(frames))
 
 
 def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None):

@@ -104,3 +104,66 @@ def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=N
     extractor = extractor or make_extractor("auto", data_cfg.name, cfg.model.channels)
     images = generate(G, eval_noise(seed, num, cfg.model.z_dim))
     return evaluate_images(images, extractor, data_cfg, cfg.model, seed=seed, num_real=num)
+
+
+def parse_data(spec: str, base):
+    """'name[:split]' -> a copy of DataConfig `base` with that dataset (and split) set."""
+    import copy
+
+    from ..config import DATASET_NAMES
+
+    d = copy.deepcopy(base)
+    name, _, split = spec.partition(":")
+    if name not in DATASET_NAMES:
+        raise DataError(f"--data {spec}: unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
+    if split and split not in ("train", "test"):
+        raise DataError(f"--data {spec}: split must be train or test, got {split!r}")
+    if name != d.name:
+        d.root, d.limit = "", 0
+    d.name, d.split = name, split or d.split
+    return d
+
+
+def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data: str | None = None,
+                        data_root: str | None = None, extractor: str = "auto", inception_weights: str | None = None,
+                        real: str | None = None, img_size: int = 32, channels: int = 1) -> dict:
+    """tools/eval.py: scores of a checkpoint's generator, or with `real` ('name:split') of real
+    images in its place (the floor: e.g. the test split against the train split). Returns one
+    self-describing record; for a checkpoint it is also appended to <run>/metric-<extractor>.jsonl."""
+    import json
+    import time
+
+    from ..checkpoint import load_generator, read_state
+    from ..config import Config
+    from ..utils import atomic_write_text
+
+    if ckpt:
+        G, cfg = load_generator(ckpt)
+        step = read_state(ckpt, verify=False)["step"]
+    else:
+        cfg, G, step = Config(), None, None
+        cfg.model.img_size, cfg.model.channels = img_size, channels
+        cfg.data = parse_data(real, cfg.data)  # the reference defaults to the same dataset
+    ref = parse_data(data, cfg.data) if data else cfg.data
+    if data_root is not None:
+        ref.root = data_root
+    ex = make_extractor(extractor, ref.name, cfg.model.channels, inception_weights)
+    if G is not None:
+        scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref)
+        what = {"checkpoint": os.path.abspath(ckpt), "step": step}
+    else:
+        fake_cfg = parse_data(real, ref)
+        images = build_dataset(fake_cfg, cfg.model).images
+        if num < len(images):
+            images = images[np.sort(np.random.default_rng([seed, 4]).choice(len(images), num, replace=False))]
+        scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num)
+        what = {"real": f"{fake_cfg.name}:{fake_cfg.split}", "num_fake": len(images)}
+    record = {**what, "reference": f"{ref.name}:{ref.split}", "num": num, "seed": seed, "extractor": ex.name,
+              "img_size": cfg.model.img_size, **scores, "time": time.time()}
+    if ckpt:
+        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt)))
+        if os.path.isdir(os.path.join(run_dir, "checkpoints")):
+            path = os.path.join(run_dir, f"metric-{ex.name}.jsonl")
+            old = open(path).read() if os.path.isfile(path) else ""
+            atomic_write_text(path, old + json.dumps(record) + "\n")
+    return record

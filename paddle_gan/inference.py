@@ -1,0 +1,68 @@
+"""Putting a trained generator to use: sampling, latent interpolation, and export for inference.
+Everything works from a checkpoint folder alone (checkpoint.load_generator)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import paddle
+
+from .utils import atomic_write_text
+
+
+def sample_noise(seed: int, num: int, z_dim: int) -> np.ndarray:
+    return np.random.default_rng([seed, 3]).standard_normal((num, z_dim)).astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation between z vectors a and b at fractions t (shape [T]) -> [T, z_dim].
+    For Gaussian z it keeps the norm typical, where a straight line passes through low-norm z that
+    the generator has rarely seen (White 2016)."""
+    a, b, t = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(t, np.float64)[:, None]
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:  # (anti)parallel to float precision: a straight line is the same path
+        return ((1 - t) * a + t * b).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+def interpolation_z(seed: int, strips: int, steps: int, z_dim: int) -> np.ndarray:
+    """[strips, steps, z_dim]: each strip walks by slerp from one random z to another."""
+    ends = sample_noise(seed, 2 * strips, z_dim)
+    t = np.linspace(0.0, 1.0, steps)
+    return np.stack([slerp(ends[2 * i], ends[2 * i + 1], t) for i in range(strips)])
+
+
+class _ExportedGenerator(paddle.nn.Layer):
+    """z [N, z_dim] float32 -> images: float [N, C, H, W] in [-1, 1], or uint8 [N, H, W, C] in 0..255."""
+
+    def __init__(self, G, uint8: bool):
+        super().__init__()
+        self.G, self.uint8 = G, uint8
+
+    def forward(self, z):
+        x = self.G(z)
+        if self.uint8:
+            x = paddle.clip(paddle.round((x + 1.0) * 127.5), 0, 255).astype("uint8").transpose([0, 2, 3, 1])
+        return x
+
+
+def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "") -> str:
+    """paddle.jit.save the generator (eval mode) to out_dir/generator.*; describe it in export.json.
+    Returns the path prefix to give paddle.jit.load or paddle.inference."""
+    from paddle.static import InputSpec
+
+    os.makedirs(out_dir, exist_ok=True)
+    G.eval()
+    prefix = os.path.join(out_dir, "generator")
+    layer = _ExportedGenerator(G, uint8)
+    layer.eval()
+    paddle.jit.save(layer, prefix, input_spec=[InputSpec([None, cfg.model.z_dim], "float32", "z")])
+    m = cfg.model
+    output = (f"uint8 [N, {m.img_size}, {m.img_size}, {m.channels}] in 0..255 (HWC, RGB)" if uint8 else
+              f"float32 [N, {m.channels}, {m.img_size}, {m.img_size}] in [-1, 1] (CHW, RGB)")
+    info = {"input": f"z: float32 [N, {m.z_dim}], z ~ N(0, I)", "output": output, "load": f"paddle.jit.load('{prefix}')",
+            "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__}
+    atomic_write_text(os.path.join(out_dir, "export.json"), json.dumps(info, indent=1) + "\n")
+    return prefix

@@ -1,0 +1,56 @@
+"""Pictures of a run: curves.png (losses, D outputs and metrics against step) and a GIF of the
+sample grids. Both return encoded bytes; callers write them atomically."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+SKIP = ("step", "time", "epoch", "img_per_s", "lr_G", "lr_D")
+
+
+def curves_png(rows: list[dict]) -> bytes:
+    """Losses, D(x)/D(G(z)), and (if any) evaluation scores against step, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    def series(key):
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    metric_keys = sorted({k for r in rows for k in r if k not in SKIP and k not in ("loss_D", "loss_G", "D_real",
+                                                                                      "D_fake") and "_std_" not in k})
+    panels = [("loss", ["loss_D", "loss_G"]), ("D output", ["D_real", "D_fake"])]
+    if metric_keys:
+        panels.append(("scores", metric_keys))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, keys) in zip(axes[:, 0], panels):
+        for key in keys:
+            x, y = series(key)
+            if x:
+                ax.plot(x, y, marker="o" if title == "scores" else None, ms=3, label=key)
+        if title == "scores" and any(k.startswith(("fid", "kid")) for k in keys):
+            ax.set_yscale("symlog")  # FID and KID span orders of magnitude next to 0..1 scores
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def progress_gif(frames: list[np.ndarray], ms_per_frame: int = 300) -> bytes:
+    """uint8 HWC grids (grey or RGB, same size) -> an endlessly looping GIF."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("no sample grids to assemble")
+    images = [Image.fromarray(f[..., 0] if f.shape[2] == 1 else f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+    return buf.getvalue()

@@ -1,0 +1,162 @@
+"""Evaluation in training (metrics rows, checkpoints/best, curves.png, progress.gif) and the tools
+eval.py, generate.py and export.py on a real tiny run."""
+import json
+import os
+import runpy
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_same_state, quick, read_jsonl
+from paddle_gan.data import BUNDLED_DIR
+
+EVAL = ["train.eval_every=4", "train.eval_samples=100"]
+FID = "fid_lenet_fashion"
+
+
+def tool(name, *argv):
+    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
+
+
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("eval") / "run"
+    quick(run, "train.steps=8", "train.progress_gif=true", *EVAL)
+    return run
+
+
+def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
+    from visualdl import LogReader
+
+    from paddle_gan.checkpoint import read_state
+
+    run = eval_run
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if FID in r]
+    assert [r["step"] for r in rows] == [4, 8]
+    assert {"kid_lenet_fashion", "is_lenet_fashion", "precision_lenet_fashion", "recall_lenet_fashion",
+            "density_lenet_fashion", "coverage_lenet_fashion"} <= rows[0].keys()
+    reader = LogReader(file_path=str(run / "vdl" / "vdlrecords.paddle_gan.log"))
+    assert [(r.id, pytest.approx(r.value, rel=1e-6)) for r in reader.get_data("scalar", f"metrics/{FID}")] == \
+        [(r["step"], r[FID]) for r in rows]
+    best = read_state(str(run / "checkpoints" / "best"))  # a complete, verified checkpoint
+    winner = min(rows, key=lambda r: r[FID])
+    assert best["step"] == winner["step"] and best["eval"]["metric"] == FID and best["eval"]["value"] == winner[FID]
+    # the end-of-run pictures
+    curves = cv2.imread(str(run / "curves.png"))
+    assert curves is not None and curves.shape[0] > 600  # three panels: losses, D outputs, scores
+    from PIL import Image
+
+    gif = Image.open(run / "progress.gif")
+    assert gif.n_frames == len(os.listdir(run / "samples")) == 3
+    # evaluating does not change training: same weights as a run without it
+    plain = tmp_path / "plain"
+    quick(plain, "train.steps=8")
+    for name in ("G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt"):
+        assert_same_state(plain / "checkpoints" / "step_0000008" / name, run / "checkpoints" / "step_0000008" / name)
+
+
+def test_best_survives_resume_and_only_improves(eval_run, tmp_path):
+    from paddle_gan.checkpoint import read_state
+
+    run = tmp_path / "run"
+    shutil.copytree(eval_run, run)
+    before = read_state(str(run / "checkpoints" / "best"))["eval"]["value"]
+    quick(run, "train.steps=16", *EVAL, "--resume")
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if FID in r]
+    assert [r["step"] for r in rows] == [4, 8, 12, 16]
+    best = read_state(str(run / "checkpoints" / "best"))
+    assert best["eval"]["value"] == min(r[FID] for r in rows) <= before
+    assert best["step"] == min(rows, key=lambda r: r[FID])["step"]
+
+
+def test_eval_tool_is_deterministic_and_appends_records(eval_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(eval_run, run)
+    ckpt = str(run / "checkpoints" / "step_0000008")
+    outs = []
+    for seed in (0, 0, 1):
+        assert tool("eval", "--checkpoint", ckpt, "--num", "200", "--seed", str(seed)) == 0
+        outs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    a, b, c = outs
+    assert a[FID] == b[FID] and a["kid_lenet_fashion"] == b["kid_lenet_fashion"]  # same checkpoint + seed
+    assert a[FID] != c[FID]
+    assert a["step"] == 8 and a["reference"] == "fashion_mnist:test" and a["extractor"] == "lenet_fashion"
+    assert len(read_jsonl(run / "metric-lenet_fashion.jsonl")) == 3
+    # real images against real images: far below the tiny generator's score
+    assert tool("eval", "--real", "fashion_mnist:test", "--num", "200", "--data-root", BUNDLED_DIR) == 0
+    floor = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert floor[FID] < a[FID] / 10 and floor["real"] == "fashion_mnist:test"
+    assert tool("eval", "--checkpoint", str(tmp_path / "nothing")) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert tool("eval", "--checkpoint", ckpt, "--data", "svhn") == 2
+    assert "unknown dataset 'svhn'" in capsys.readouterr().err
+
+
+def test_generate_from_a_lone_checkpoint(eval_run, tmp_path, capsys):
+    alone = tmp_path / "somewhere" / "ckpt"
+    shutil.copytree(eval_run / "checkpoints" / "best", alone)
+    out = tmp_path / "out"
+    assert tool("generate", "--checkpoint", str(alone), "--num", "5", "--out", str(out)) == 0
+    files = sorted(os.listdir(out))
+    assert files == [f"{i:06d}.png" for i in range(5)]
+    img = cv2.imread(str(out / files[0]), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (32, 32) and img.dtype == np.uint8
+    first = (out / files[0]).read_bytes()
+    assert tool("generate", "--checkpoint", str(alone), "--num", "5", "--out", str(out)) == 0
+    assert (out / files[0]).read_bytes() == first  # same seed, same images
+    assert tool("generate", "--checkpoint", str(alone), "--num", "16", "--grid", "--out", str(tmp_path / "grid")) == 0
+    assert cv2.imread(str(tmp_path / "grid" / "grid.png")).shape[:2] == (4 * 34 + 2, 4 * 34 + 2)
+    assert tool("generate", "--checkpoint", str(alone), "--interpolate", "3", "--steps", "6",
+                "--out", str(tmp_path / "interp")) == 0
+    strips = sorted(os.listdir(tmp_path / "interp"))
+    assert strips == ["interp_000.png", "interp_001.png", "interp_002.png"]
+    assert cv2.imread(str(tmp_path / "interp" / strips[0])).shape[:2] == (34 + 2, 6 * 34 + 2)
+    # --gif needs the run's samples: there are none next to a lone checkpoint
+    assert tool("generate", "--checkpoint", str(alone), "--gif", "--out", str(out)) == 2
+    assert "no sample grids" in capsys.readouterr().err
+    assert tool("generate", "--checkpoint", str(eval_run / "checkpoints" / "best"), "--gif",
+                "--out", str(tmp_path / "gif")) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "gif" / "progress.gif").n_frames == 3
+
+
+def test_slerp_endpoints_and_norms():
+    from paddle_gan.inference import interpolation_z, slerp
+
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+    path = slerp(a, b, np.linspace(0, 1, 5))
+    np.testing.assert_allclose(path[0], a, atol=1e-6)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    # orthogonal unit-ish vectors: the midpoint is (a + b) / (2 cos 45deg) = (a + b) / sqrt(2)
+    np.testing.assert_allclose(path[2], (a + b) / np.sqrt(2), atol=1e-6)
+    z = interpolation_z(0, 2, 7, 100)
+    assert z.shape == (2, 7, 100)
+    norms = np.linalg.norm(z, axis=2)
+    assert norms.min() > 0.8 * min(norms[:, 0].min(), norms[:, -1].min())  # no dip through the origin
+
+
+def test_export_matches_the_dygraph_generator(eval_run, tmp_path, capsys):
+    import paddle
+
+    from paddle_gan.checkpoint import load_generator
+
+    ckpt = str(eval_run / "checkpoints" / "best")
+    G, cfg = load_generator(ckpt)
+    z = np.random.default_rng(5).standard_normal((6, cfg.model.z_dim)).astype(np.float32)
+    with paddle.no_grad():
+        want = G(paddle.to_tensor(z)).numpy()
+    assert tool("export", "--checkpoint", ckpt, "--out", str(tmp_path / "f")) == 0
+    exported = paddle.jit.load(str(tmp_path / "f" / "generator"))
+    got = exported(paddle.to_tensor(z)).numpy()
+    assert got.shape == (6, 1, 32, 32)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    info = json.load(open(tmp_path / "f" / "export.json"))
+    assert "[-1, 1]" in info["output"] and info["model"]["z_dim"] == 100
+    assert tool("export", "--checkpoint", ckpt, "--out", str(tmp_path / "u"), "--uint8") == 0
+    u = paddle.jit.load(str(tmp_path / "u" / "generator"))(paddle.to_tensor(z)).numpy()
+    assert u.dtype == np.uint8 and u.shape == (6, 32, 32, 1)
+    ref = np.clip(np.round((want + 1) * 127.5), 0, 255).transpose(0, 2, 3, 1)
+    assert np.abs(u.astype(int) - ref).max() <= 1  # rounding at .5 may differ by one level

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Score a generator checkpoint: FID, KID, IS, precision/recall, density/coverage, as one JSON line.
+
+    python tools/eval.py --checkpoint work/dcgan_fashion_mnist/checkpoints/best
+    python tools/eval.py --checkpoint CKPT --num 10000 --seed 0 --data fashion_mnist:test
+    python tools/eval.py --real fashion_mnist:test --data fashion_mnist:train   # real vs real: the floor
+
+Scores are named <score>_<extractor> (lenet_fashion: the package's own LeNet features, comparable
+only with each other; inception: the FID InceptionV3). The reference is the checkpoint's own dataset
+and split unless --data says otherwise. Same checkpoint + same --seed -> same numbers. For a
+checkpoint the record is also appended to <run>/metric-<extractor>.jsonl.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="checkpoint folder (e.g. <run>/checkpoints/best)")
+    src.add_argument("--real", metavar="DATA:SPLIT", help="score real images instead of a generator")
+    p.add_argument("--num", type=int, default=10000, help="generated (and real) images (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the z batch and the KID subsets")
+    p.add_argument("--data", metavar="DATA[:SPLIT]", help="reference data (default: the checkpoint's)")
+    p.add_argument("--data-root", help="folder of the reference data (default: the usual places)")
+    p.add_argument("--extractor", default="auto", choices=["auto", "lenet", "inception"])
+    p.add_argument("--inception-weights", help="FID Inception weights (.pdparams, or pytorch-fid's .pth)")
+    p.add_argument("--img-size", type=int, default=32, help="with --real: the size images are scored at")
+    args = p.parse_args(argv)
+    if args.num < 10:
+        p.error("--num must be >= 10")
+    from paddle_gan.checkpoint import CheckpointError
+    from paddle_gan.data import DataError
+    from paddle_gan.metrics import evaluate_checkpoint
+
+    try:
+        record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
+                                     args.inception_weights, args.real, args.img_size)
+    except (CheckpointError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,6 +67,7 @@ class TrainConfig:
     eval_samples: int = 2000  # generated and real images per evaluation during training (tools/eval.py defaults to 10000)
     eval_metric: str = "fid"  # the score that picks checkpoints/best/: fid, kid (lower is better), is, precision, recall, density, coverage
     eval_extractor: str = "auto"  # features for the scores: lenet (MNIST-like), inception (RGB), auto = lenet where one is trained
+    inception_weights: str = ""  # FID Inception weights (.pdparams, or pytorch-fid's .pth); "" = ~/.cache/paddle_gan/InceptionV3.pdparams, downloaded once
     progress_gif: bool = False  # at the end of a run, assemble samples/*.png into progress.gif
 
 

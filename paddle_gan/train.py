@@ -126,7 +126,8 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
     meta = read_state(ckpt) if ckpt else None  # hashes checked: a damaged checkpoint fails before the data is decoded
     dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
     stream = BatchStream(dataset.images, cfg.train.batch_size, cfg.train.seed, **(meta["data"] if meta else {}))
-    extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels)
+    extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels,
+                                        cfg.train.inception_weights or None)
                  if cfg.train.eval_every else None)  # missing evaluator weights fail here, before any write
     os.makedirs(run_dir, exist_ok=True)
     with RunLock(run_dir, warn=say):  # one writer per run folder, from here to the end

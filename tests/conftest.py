@@ -17,7 +17,7 @@ CONFIGS = os.path.join(REPO, "configs")
 
 # Small and fast, but the real network of the quickstart on the real bundled images.
 TINY = ["data.root=" + BUNDLED_DIR, "data.limit=512", "train.batch_size=16", "train.log_every=2",
-        "train.sample_every=4", "train.save_every=4"]
+        "train.sample_every=4", "train.save_every=4", "train.eval_every=0"]
 
 
 def train_cmd(*args):

@@ -160,3 +160,16 @@ def test_export_matches_the_dygraph_generator(eval_run, tmp_path, capsys):
     assert u.dtype == np.uint8 and u.shape == (6, 32, 32, 1)
     ref = np.clip(np.round((want + 1) * 127.5), 0, 255).transpose(0, 2, 3, 1)
     assert np.abs(u.astype(int) - ref).max() <= 1  # rounding at .5 may differ by one level
+
+
+def test_missing_evaluator_weights_stop_the_run_before_it_writes(tmp_path, monkeypatch, capsys):
+    from conftest import CONFIGS, TINY
+    from paddle_gan.metrics import lenet
+
+    monkeypatch.setattr(lenet, "WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    out = tmp_path / "run"
+    code = tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(out), "-o", *TINY,
+                "train.eval_every=4")
+    err = capsys.readouterr().err
+    assert code == 2 and "no evaluator weights; train them with python tools/train_evaluator.py --data fashion_mnist" in err
+    assert not out.exists()

@@ -23,17 +23,21 @@ def curves_png(rows: list[dict]) -> bytes:
     metric_keys = sorted({k for r in rows for k in r if k not in SKIP and k not in ("loss_D", "loss_G", "D_real",
                                                                                       "D_fake") and "_std_" not in k})
     panels = [("loss", ["loss_D", "loss_G"]), ("D output", ["D_real", "D_fake"])]
-    if metric_keys:
-        panels.append(("scores", metric_keys))
+    distances = [k for k in metric_keys if k.startswith(("fid", "kid"))]
+    others = [k for k in metric_keys if k not in distances]
+    if distances:
+        panels.append(("FID / KID (lower is better)", distances))
+    if others:
+        panels.append(("scores (higher is better)", others))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, keys) in zip(axes[:, 0], panels):
         for key in keys:
             x, y = series(key)
             if x:
-                ax.plot(x, y, marker="o" if title == "scores" else None, ms=3, label=key)
-        if title == "scores" and any(k.startswith(("fid", "kid")) for k in keys):
-            ax.set_yscale("symlog")  # FID and KID span orders of magnitude next to 0..1 scores
-        ax.set_ylabel(title)
+                ax.plot(x, y, marker="o" if key in metric_keys else None, ms=3, label=key)
+        if keys is distances:
+            ax.set_yscale("symlog", linthresh=1e-3)  # orders of magnitude; KID (unbiased) can dip below 0
+        ax.set_ylabel(title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     axes[-1, 0].set_xlabel("step")

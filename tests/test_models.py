@@ -137,3 +137,36 @@ def test_bce_is_stable_for_extreme_logits():
     opt_G, opt_D = make_optimizers(cfg, G, D)
     out = train_step(G, D, opt_G, opt_D, paddle.zeros([4, 1, 28, 28]), paddle.randn([4, 100]))
     assert all(np.isfinite(v) for v in out.values()) and out["loss_D"] > 100
+
+
+def test_freezing_D_in_the_G_step_changes_nothing_but_the_work():
+    """train_step skips D's weight gradients in the G step; G and D come out bit-identical to the
+    plain formulation, where the G step's backward also fills D's (unused) gradients."""
+    from paddle_gan.train import _bce
+
+    def plain_step(G, D, opt_G, opt_D, real, z):
+        fake = G(z)
+        loss_D = _bce(D(real), 1.0) + _bce(D(fake.detach()), 0.0)
+        opt_D.clear_grad()
+        loss_D.backward()
+        opt_D.step()
+        loss_G = _bce(D(fake), 1.0)
+        opt_G.clear_grad()
+        loss_G.backward()
+        opt_G.step()
+
+    cfg = load_config(os.path.join(CONFIGS, "quickstart.yaml"), ["model.g_channels=8", "model.d_channels=8"])
+    runs = []
+    for step_fn in (train_step, plain_step):
+        paddle.seed(0)
+        G, D = build_models(cfg.model)
+        opt_G, opt_D = make_optimizers(cfg, G, D)
+        trainable = [p.stop_gradient for p in D.parameters()]  # BN running stats are frozen parameters
+        for i in range(3):
+            paddle.seed(100 + i)
+            step_fn(G, D, opt_G, opt_D, paddle.uniform([4, 1, 32, 32], min=-1, max=1), paddle.randn([4, 100]))
+        runs.append({f"{n}.{k}": v.numpy() for n, m in (("G", G), ("D", D)) for k, v in m.state_dict().items()})
+        assert [p.stop_gradient for p in D.parameters()] == trainable  # unfrozen again afterwards
+    fast, plain = runs
+    for k in plain:
+        np.testing.assert_array_equal(fast[k], plain[k], err_msg=k)

@@ -126,7 +126,7 @@ def parse_data(spec: str, base):
 
 def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data: str | None = None,
                         data_root: str | None = None, extractor: str = "auto", inception_weights: str | None = None,
-                        real: str | None = None, img_size: int = 32, channels: int = 1) -> dict:
+                        real: str | None = None, img_size: int = 32) -> dict:
     """tools/eval.py: scores of a checkpoint's generator, or with `real` ('name:split') of real
     images in its place (the floor: e.g. the test split against the train split). Returns one
     self-describing record; for a checkpoint it is also appended to <run>/metric-<extractor>.jsonl."""
@@ -142,8 +142,9 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         step = read_state(ckpt, verify=False)["step"]
     else:
         cfg, G, step = Config(), None, None
-        cfg.model.img_size, cfg.model.channels = img_size, channels
         cfg.data = parse_data(real, cfg.data)  # the reference defaults to the same dataset
+        cfg.model.img_size = img_size
+        cfg.model.channels = 1 if cfg.data.name in ("mnist", "fashion_mnist") else 3
     ref = parse_data(data, cfg.data) if data else cfg.data
     if data_root is not None:
         ref.root = data_root

@@ -24,11 +24,12 @@ def curves_png(rows: list[dict]) -> bytes:
                                                                                       "D_fake") and "_std_" not in k})
     panels = [("loss", ["loss_D", "loss_G"]), ("D output", ["D_real", "D_fake"])]
     distances = [k for k in metric_keys if k.startswith(("fid", "kid"))]
-    others = [k for k in metric_keys if k not in distances]
-    if distances:
-        panels.append(("FID / KID (lower is better)", distances))
-    if others:
-        panels.append(("scores (higher is better)", others))
+    inception_scores = [k for k in metric_keys if k.startswith("is_")]  # 1..classes, apart from the 0..1 scores
+    others = [k for k in metric_keys if k not in distances and k not in inception_scores]
+    for title, keys in (("FID / KID (lower is better)", distances), ("IS (higher is better)", inception_scores),
+                        ("PR / DC (higher is better)", others)):
+        if keys:
+            panels.append((title, keys))
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, keys) in zip(axes[:, 0], panels):
         for key in keys:

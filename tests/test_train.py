@@ -24,7 +24,8 @@ def test_run_folder_contents(tmp_path):
     run = tmp_path / "run"
     p = quick(run, "train.steps=8", "train.keep_checkpoints=1")
     assert "step 8/8" in p.stdout and "img/s" in p.stdout and "ETA" in p.stdout
-    assert sorted(os.listdir(run)) == ["checkpoints", "config.yaml", "metrics.jsonl", "samples", "train.lock", "vdl"]
+    assert sorted(os.listdir(run)) == ["checkpoints", "config.yaml", "curves.png", "metrics.jsonl", "samples", "train.lock",
+                                   "vdl"]
     # rotation keeps only the newest checkpoint; each is complete
     assert os.listdir(run / "checkpoints") == ["step_0000008"]
     assert set(os.listdir(run / "checkpoints" / "step_0000008")) == CKPT_FILES

@@ -193,3 +193,28 @@ def test_inception_weights_offline_is_one_clear_line(monkeypatch):
     assert "\n" not in msg and "could not download http://127.0.0.1:9/" in msg and "--inception-weights" in msg
     with pytest.raises(DataError, match="no such Inception weights file"):
         inception.load_inception("/nonexistent.pdparams")
+
+
+def test_train_evaluator_tool_trains_records_and_loads(tmp_path, capsys):
+    """tools/train_evaluator.py on a folder holding the bundled split as both train and test files."""
+    import json
+    import runpy
+    import shutil
+
+    from conftest import REPO
+    from paddle_gan.metrics.lenet import LeNetExtractor
+
+    root = tmp_path / "fm"
+    root.mkdir()
+    for kind in ("images-idx3", "labels-idx1"):
+        for prefix in ("train", "t10k"):
+            shutil.copy(os.path.join(BUNDLED_DIR, f"t10k-{kind}-ubyte.gz"), root / f"{prefix}-{kind}-ubyte.gz")
+    out = tmp_path / "lenet_fashion_mnist.pdparams"
+    main = runpy.run_path(os.path.join(REPO, "tools", "train_evaluator.py"))["main"]
+    assert main(["--data", "fashion_mnist", "--root", str(root), "--epochs", "1", "--limit", "2000",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((tmp_path / "lenet_fashion_mnist.json").read_text())
+    assert info["train_images"] == 2000 and info["test_images"] == 10000 and info["epochs"] == 1
+    assert f"test accuracy {info['test_accuracy']:.4f}" in printed and info["test_accuracy"] > 0.6
+    assert LeNetExtractor("fashion_mnist", path=str(out)).info == info

@@ -165,6 +165,9 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt)))
         if os.path.isdir(os.path.join(run_dir, "checkpoints")):
             path = os.path.join(run_dir, f"metric-{ex.name}.jsonl")
-            old = open(path).read() if os.path.isfile(path) else ""
+            old = ""
+            if os.path.isfile(path):
+                with open(path) as f:
+                    old = f.read()
             atomic_write_text(path, old + json.dumps(record) + "\n")
     return record

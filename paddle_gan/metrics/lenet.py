@@ -94,13 +94,14 @@ def accuracy(model: LeNet, images: np.ndarray, labels: np.ndarray, batch: int = 
 
 
 def train_lenet(dataset: str, root: str = "", epochs: int = 4, batch_size: int = 128, lr: float = 1e-3,
-                seed: int = 0, out: str | None = None, log=print) -> dict:
-    """Train the evaluator on the train split's labels, measure it on the test split, and save
-    weights + a .json record (atomically) to `out` (default: the package's weights folder)."""
+                seed: int = 0, out: str | None = None, limit: int = 0, log=print) -> dict:
+    """Train the evaluator on the train split's labels (the first `limit` images if > 0), measure it
+    on the test split, and save weights + a .json record (atomically) to `out` (default: the
+    package's weights folder)."""
     from ..data import load_idx_dataset, to_float
     from ..utils import atomic_write, atomic_write_text
 
-    train = load_idx_dataset(dataset, root, "train", 28, 1)
+    train = load_idx_dataset(dataset, root, "train", 28, 1, limit=limit)
     test = load_idx_dataset(dataset, root, "test", 28, 1)
     paddle.seed(seed)
     model = LeNet()

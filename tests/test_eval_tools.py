@@ -173,3 +173,13 @@ def test_missing_evaluator_weights_stop_the_run_before_it_writes(tmp_path, monke
     err = capsys.readouterr().err
     assert code == 2 and "no evaluator weights; train them with python tools/train_evaluator.py --data fashion_mnist" in err
     assert not out.exists()
+
+
+def test_tools_report_an_unwritable_output_in_one_line(eval_run, tmp_path, capsys):
+    ckpt = str(eval_run / "checkpoints" / "best")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for name, extra in (("generate", ["--num", "2"]), ("export", [])):
+        assert tool(name, "--checkpoint", ckpt, "--out", str(blocker / "out"), *extra) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], (name, err)

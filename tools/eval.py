@@ -43,6 +43,9 @@ def main(argv=None) -> int:
     except (CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # e.g. a read-only run folder for metric-*.jsonl
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(record))
     return 0
 

@@ -31,7 +31,11 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    prefix = export_generator(G, cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint))
+    try:
+        prefix = export_generator(G, cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint))
+    except OSError as e:
+        print(f"error: cannot write {args.out}: {e}", file=sys.stderr)
+        return 1
     print(f"exported to {prefix}.* (load with paddle.jit.load('{prefix}')); see {args.out}/export.json")
     return 0
 

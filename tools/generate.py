@@ -40,30 +40,34 @@ def main(argv=None) -> int:
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
-    written = []
-    if args.gif:
-        samples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint))), "samples")
-        frames = [read_png(path) for _, path in sample_files(samples)]
-        if not frames:
-            print(f"error: {samples}: no sample grids to assemble", file=sys.stderr)
-            return 2
-        written.append(os.path.join(args.out, "progress.gif"))
-        atomic_write_bytes(written[-1], progress_gif(frames))
-    elif args.interpolate:
-        z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
-        for i, strip in enumerate(z):
-            written.append(os.path.join(args.out, f"interp_{i:03d}.png"))
-            atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip), nrow=args.steps)))
-    else:
-        images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim))
-        if args.grid:
-            written.append(os.path.join(args.out, "grid.png"))
-            atomic_write_bytes(written[-1], encode_png(make_grid(images)))
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        written = []
+        if args.gif:
+            samples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint))), "samples")
+            frames = [read_png(path) for _, path in sample_files(samples)]
+            if not frames:
+                print(f"error: {samples}: no sample grids to assemble", file=sys.stderr)
+                return 2
+            written.append(os.path.join(args.out, "progress.gif"))
+            atomic_write_bytes(written[-1], progress_gif(frames))
+        elif args.interpolate:
+            z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
+            for i, strip in enumerate(z):
+                written.append(os.path.join(args.out, f"interp_{i:03d}.png"))
+                atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip), nrow=args.steps)))
         else:
-            for i, img in enumerate(images):
-                written.append(os.path.join(args.out, f"{i:06d}.png"))
-                atomic_write_bytes(written[-1], encode_png(make_grid(img[None], pad=0)))
+            images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim))
+            if args.grid:
+                written.append(os.path.join(args.out, "grid.png"))
+                atomic_write_bytes(written[-1], encode_png(make_grid(images)))
+            else:
+                for i, img in enumerate(images):
+                    written.append(os.path.join(args.out, f"{i:06d}.png"))
+                    atomic_write_bytes(written[-1], encode_png(make_grid(img[None], pad=0)))
+    except OSError as e:  # an --out that cannot be written, an unreadable sample grid
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {len(written)} file(s) to {args.out}" + (f": {written[0]}" if len(written) == 1 else ""))
     return 0
 

@@ -1,10 +1,14 @@
 """Pictures of a run: curves.png (losses, D outputs and metrics against step) and a GIF of the
-sample grids. Both return encoded bytes; callers write them atomically."""
+sample grids, as encoded bytes (curves_png, progress_gif) or written atomically from a run folder."""
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
+
+from .logger import read_metrics, sample_files
+from .utils import atomic_write_bytes, read_png
 
 SKIP = ("step", "time", "epoch", "img_per_s", "lr_G", "lr_D")
 
@@ -59,3 +63,21 @@ def progress_gif(frames: list[np.ndarray], ms_per_frame: int = 300) -> bytes:
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
     return buf.getvalue()
+
+
+def write_progress_gif(run_dir: str, out_path: str) -> bool:
+    """The run's samples/*.png as a GIF at out_path; False (nothing written) if there are none."""
+    frames = [read_png(path) for _, path in sample_files(os.path.join(run_dir, "samples"))]
+    if not frames:
+        return False
+    atomic_write_bytes(out_path, progress_gif(frames))
+    return True
+
+
+def write_run_pictures(run_dir: str, gif: bool) -> None:
+    """The end-of-run pictures: curves.png from metrics.jsonl, and progress.gif if asked."""
+    rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    if rows:
+        atomic_write_bytes(os.path.join(run_dir, "curves.png"), curves_png(rows))
+    if gif:
+        write_progress_gif(run_dir, os.path.join(run_dir, "progress.gif"))

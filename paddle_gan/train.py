@@ -27,6 +27,7 @@ from .config import Config, ConfigError, diff, dump, load_config, apply_override
 from .data import BatchStream, DataError, build_dataset
 from .logger import RunLogger, say, status_line
 from .models import build_models
+from .plots import write_run_pictures
 from .runlock import RunLock, RunLockedError
 from .utils import atomic_write_text, make_grid
 
@@ -267,7 +268,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                 log()
             if saved_step != step:
                 save()
-        finish_pictures(run_dir, t.progress_gif)
+        write_run_pictures(run_dir, t.progress_gif)
         if stop.signum is not None:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
         return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}
@@ -276,21 +277,6 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                             f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
     finally:
         logger.close()
-
-
-def finish_pictures(run_dir: str, gif: bool) -> None:
-    """curves.png from metrics.jsonl, and progress.gif from samples/ if asked: the end-of-run pictures."""
-    from .logger import read_metrics, sample_files
-    from .plots import curves_png, progress_gif
-    from .utils import atomic_write_bytes, read_png
-
-    rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
-    if rows:
-        atomic_write_bytes(os.path.join(run_dir, "curves.png"), curves_png(rows))
-    if gif:
-        frames = [read_png(p) for _, p in sample_files(os.path.join(run_dir, "samples"))]
-        if frames:
-            atomic_write_bytes(os.path.join(run_dir, "progress.gif"), progress_gif(frames))
 
 
 def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None):

@@ -30,10 +30,9 @@ def main(argv=None) -> int:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
     from paddle_gan.checkpoint import CheckpointError, load_generator
     from paddle_gan.inference import interpolation_z, sample_noise
-    from paddle_gan.logger import sample_files
-    from paddle_gan.plots import progress_gif
+    from paddle_gan.plots import write_progress_gif
     from paddle_gan.train import generate
-    from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid, read_png
+    from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
 
     try:
         G, cfg = load_generator(args.checkpoint)
@@ -44,13 +43,11 @@ def main(argv=None) -> int:
         os.makedirs(args.out, exist_ok=True)
         written = []
         if args.gif:
-            samples = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint))), "samples")
-            frames = [read_png(path) for _, path in sample_files(samples)]
-            if not frames:
-                print(f"error: {samples}: no sample grids to assemble", file=sys.stderr)
-                return 2
+            run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
             written.append(os.path.join(args.out, "progress.gif"))
-            atomic_write_bytes(written[-1], progress_gif(frames))
+            if not write_progress_gif(run_dir, written[-1]):
+                print(f"error: {os.path.join(run_dir, 'samples')}: no sample grids to assemble", file=sys.stderr)
+                return 2
         elif args.interpolate:
             z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
             for i, strip in enumerate(z):

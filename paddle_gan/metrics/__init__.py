@@ -44,6 +44,13 @@ def make_extractor(name: str, dataset: str, channels: int, inception_weights: st
     return InceptionExtractor(inception_weights)
 
 
+def _subset(images: np.ndarray, num: int, seed) -> np.ndarray:
+    """`num` images drawn without replacement by `seed` (in their stored order), or all if fewer."""
+    if num >= len(images):
+        return images
+    return images[np.sort(np.random.default_rng(seed).choice(len(images), num, replace=False))]
+
+
 def real_features(extractor, data_cfg, model_cfg, num: int):
     """(features, probs) of up to `num` real images of the reference split (a fixed subset), cached."""
     key = f"{data_cfg.name}-{data_cfg.split}-{data_cfg.limit}-{model_cfg.img_size}px-{model_cfg.channels}ch-" \
@@ -57,9 +64,7 @@ def real_features(extractor, data_cfg, model_cfg, num: int):
                 return z["features"], (z["probs"] if "probs" in z.files else None)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: recompute and overwrite
-    images = build_dataset(data_cfg, model_cfg).images
-    if num < len(images):
-        images = images[np.sort(np.random.default_rng(0).choice(len(images), num, replace=False))]
+    images = _subset(build_dataset(data_cfg, model_cfg).images, num, 0)
     feats, probs = [], []
     for i in range(0, len(images), 1000):  # uint8 -> float a chunk at a time
         f, p = extractor.features_and_probs(to_float(images[i:i + 1000]))
@@ -154,9 +159,7 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         what = {"checkpoint": os.path.abspath(ckpt), "step": step}
     else:
         fake_cfg = parse_data(real, ref)
-        images = build_dataset(fake_cfg, cfg.model).images
-        if num < len(images):
-            images = images[np.sort(np.random.default_rng([seed, 4]).choice(len(images), num, replace=False))]
+        images = _subset(build_dataset(fake_cfg, cfg.model).images, num, [seed, 4])
         scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num)
         what = {"real": f"{fake_cfg.name}:{fake_cfg.split}", "num_fake": len(images)}
     record = {**what, "reference": f"{ref.name}:{ref.split}", "num": num, "seed": seed, "extractor": ex.name,

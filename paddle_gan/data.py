@@ -284,12 +284,19 @@ class BatchStream:
     The order of epoch e is permutation(N) from a generator seeded with (seed, e); the position is
     (epoch, offset), so a stream rebuilt from a saved position yields exactly the batches the
     original stream would have yielded next.
+
+    With `world` > 1 processes, each step takes the next global batch of world * batch_size indices
+    and process `rank` gets its own disjoint part of it. The position counts global images, so a
+    checkpoint saved by any number of processes continues the same order with any other number.
     """
 
-    def __init__(self, images: np.ndarray, batch_size: int, seed: int, epoch: int = 0, offset: int = 0):
-        if len(images) < batch_size:
-            raise DataError(f"dataset has {len(images)} images, fewer than train.batch_size={batch_size}")
-        self.images, self.batch_size, self.seed = images, batch_size, seed
+    def __init__(self, images: np.ndarray, batch_size: int, seed: int, epoch: int = 0, offset: int = 0,
+                 rank: int = 0, world: int = 1):
+        self.global_batch = batch_size * world
+        if len(images) < self.global_batch:
+            need = f"train.batch_size={batch_size}" + (f" x {world} processes" if world > 1 else "")
+            raise DataError(f"dataset has {len(images)} images, fewer than {need}")
+        self.images, self.batch_size, self.seed, self.rank = images, batch_size, seed, rank
         self.epoch, self.offset = epoch, offset
         self._perm_epoch, self._perm = None, None
 
@@ -302,14 +309,15 @@ class BatchStream:
     def next(self) -> np.ndarray:
         if self.epoch_done:
             self.epoch, self.offset = self.epoch + 1, 0
-        idx = np.sort(self._order()[self.offset:self.offset + self.batch_size])  # sorted: faster gather
-        self.offset += self.batch_size
+        start = self.offset + self.rank * self.batch_size
+        idx = np.sort(self._order()[start:start + self.batch_size])  # sorted: faster gather
+        self.offset += self.global_batch
         return to_float(self.images[idx])
 
     @property
     def epoch_done(self) -> bool:
         """True when the next batch starts a new epoch."""
-        return self.offset + self.batch_size > len(self.images)
+        return self.offset + self.global_batch > len(self.images)
 
     def state(self) -> dict:
         return {"epoch": self.epoch, "offset": self.offset}

@@ -20,11 +20,12 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from . import metrics
+from . import distributed, metrics
 from .checkpoint import (BEST, CheckpointError, checkpoint_config, clean_temporary, latest_checkpoint, list_checkpoints,
                          load_checkpoint, read_state, rotate, save_checkpoint)
 from .config import Config, ConfigError, diff, dump, load_config, apply_overrides, validate
 from .data import BatchStream, DataError, build_dataset
+from .distributed import SINGLE, World, agree, sync_batchnorm, unwrap, wrap
 from .logger import RunLogger, say, status_line
 from .models import build_models
 from .plots import write_run_pictures
@@ -67,7 +68,7 @@ def train_step(G, D, opt_G, opt_D, real, z) -> dict[str, float]:
     opt_D.step()
     # ---- G step: non-saturating loss (fake -> 1) through the just-updated D ----
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
-        loss_G = _bce(D(fake), 1.0)
+        loss_G = _bce(unwrap(D)(fake), 1.0)  # (no DataParallel sync for D: it has no gradients here)
         opt_G.clear_grad()
         loss_G.backward()
     opt_G.step()
@@ -75,8 +76,10 @@ def train_step(G, D, opt_G, opt_D, real, z) -> dict[str, float]:
             "D_real": float(F.sigmoid(logits_real).mean()), "D_fake": float(F.sigmoid(logits_fake).mean())}
 
 
-def step_seed(seed: int, step: int) -> int:
-    return (seed * 1_000_003 + step) % (2 ** 32)
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Paddle's seed for a step; process `rank` of a data-parallel run reseeds with its own after the
+    shared noise is drawn, so its dropout masks differ from the other processes'."""
+    return (seed * 1_000_003 + step + rank * 0x9E3779B9) % (2 ** 32)
 
 
 def fixed_noise_for(seed: int, n: int, z_dim: int) -> np.ndarray:
@@ -119,6 +122,8 @@ class _StopOnSignal:
     def _handle(self, signum, frame):
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if self.signum is not None:  # e.g. paddle.distributed.launch sends SIGTERM up to three times
+            return
         self.signum = signum
         say(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
             f"(Ctrl-C again aborts without saving)")
@@ -132,24 +137,30 @@ class _StopOnSignal:
         return self
 
     def __exit__(self, *exc):
+        if self.signum is not None:  # the process is on its way out: a repeated signal (launchers repeat
+            return                   # SIGTERM) must not reach Paddle's own handler, which aborts
         for s, h in self._previous.items():
             signal.signal(s, h)
 
 
-def train(cfg: Config, run_dir: str, ckpt: str | None = None) -> dict:
-    """Train (or continue from checkpoint folder `ckpt`) in run_dir until cfg.train.steps.
+def train(cfg: Config, run_dir: str, ckpt: str | None = None, world: World = SINGLE) -> dict:
+    """Train (or continue from checkpoint folder `ckpt`) in run_dir until cfg.train.steps, as process
+    world.rank of world.size (see distributed.py; only rank 0 writes run_dir).
 
     Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (stopped_by: None or a signal number).
     """
     meta = read_state(ckpt) if ckpt else None  # hashes checked: a damaged checkpoint fails before the data is decoded
     dataset = build_dataset(cfg.data, cfg.model)  # bad data fails before anything is written
-    stream = BatchStream(dataset.images, cfg.train.batch_size, cfg.train.seed, **(meta["data"] if meta else {}))
+    stream = BatchStream(dataset.images, cfg.train.batch_size, cfg.train.seed, **(meta["data"] if meta else {}),
+                         rank=world.rank, world=world.size)
     extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels,
                                         cfg.train.inception_weights or None)
-                 if cfg.train.eval_every else None)  # missing evaluator weights fail here, before any write
+                 if cfg.train.eval_every and world.writer else None)  # missing weights fail here, before any write
+    if not world.writer:
+        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world)
     os.makedirs(run_dir, exist_ok=True)
     with RunLock(run_dir, warn=say):  # one writer per run folder, from here to the end
-        return _train(cfg, run_dir, ckpt, meta, stream, extractor)
+        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world)
 
 
 def _previous_best(ckpt_root: str, key: str) -> float | None:
@@ -161,13 +172,15 @@ def _previous_best(ckpt_root: str, key: str) -> float | None:
     return info.get("value") if info.get("metric") == key else None
 
 
-def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream, extractor) -> dict:
+def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream, extractor,
+           world: World) -> dict:
     t = cfg.train
-    clean_temporary(run_dir)
+    if world.writer:
+        clean_temporary(run_dir)
     state = load_checkpoint(ckpt, meta) if ckpt else None
 
     paddle.seed(t.seed)
-    G, D = build_models(cfg.model)
+    G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
     if state:
         G.set_state_dict(state["G"])
@@ -179,8 +192,10 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
     else:
         step, fixed_noise = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim)
     del state  # its tensors now live in the models and optimizers; no second copy for the whole run
-    atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
-    logger = RunLogger(run_dir, step)
+    G_train, D_train = wrap(G, world), wrap(D, world)  # DataParallel when world.size > 1: same weights everywhere
+    if world.writer:
+        atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
+    logger = RunLogger(run_dir, step) if world.writer else None
     ckpt_root = os.path.join(run_dir, "checkpoints")
     last_ckpt = ckpt
     saved_step = step if ckpt else None
@@ -227,24 +242,42 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
 
     def log() -> None:  # one row: means over the steps since the last row
         nonlocal sums, n, interval_time
-        row = {"step": step, **{k: v / n for k, v in sums.items()}, "img_per_s": n * t.batch_size / interval_time,
+        row = {"step": step, **{k: v / n for k, v in sums.items()}, "img_per_s": n * stream.global_batch / interval_time,
                "lr_G": float(opt_G.get_lr()), "lr_D": float(opt_D.get_lr()), "epoch": stream.epoch}
         logger.scalars(row)
         say(status_line(step, t.steps, row, (t.steps - step) * session_time / session_steps))
         sums, n, interval_time = {}, 0, 0.0
 
+    def step_once() -> dict[str, float]:
+        real = paddle.to_tensor(stream.next())
+        paddle.seed(step_seed(t.seed, step))
+        z = paddle.randn([stream.global_batch, cfg.model.z_dim])  # the whole step's noise, drawn alike everywhere
+        if world.parallel:
+            z = z[world.rank * t.batch_size:(world.rank + 1) * t.batch_size]
+            paddle.seed(step_seed(t.seed, step, world.rank))
+        return train_step(G_train, D_train, opt_G, opt_D, real, z)
+
     G.train()
     D.train()
     try:
         with _StopOnSignal() as stop:
-            if step == 0 and ckpt is None:
+            agreed = None  # a parallel run stops on the signal all ranks agreed on after a step (distributed.agree)
+
+            def stopping() -> int | None:
+                return agreed if world.parallel else stop.signum
+
+            if step == 0 and ckpt is None and world.writer:
                 sample()
-            while step < t.steps and stop.signum is None:
+            while step < t.steps and stopping() is None:
                 t0 = time.perf_counter()
-                real = paddle.to_tensor(stream.next())
-                paddle.seed(step_seed(t.seed, step))
-                z = paddle.randn([t.batch_size, cfg.model.z_dim])
-                out = train_step(G, D, opt_G, opt_D, real, z)
+                try:
+                    out, agreed = agree(world, step_once(), stop.signum)
+                except (RuntimeError, OSError) as e:
+                    if not world.parallel:
+                        raise
+                    raise TrainingError(f"step {step + 1}: a collective operation failed, so another process of "
+                                        f"the run has stopped ({str(e).strip().splitlines()[-1][:200]}); "
+                                        f"last complete checkpoint: {last_ckpt or 'none saved yet'}") from None
                 step += 1
                 dt = time.perf_counter() - t0
                 if not all(math.isfinite(v) for v in out.values()):
@@ -255,6 +288,8 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                     sums[k] = sums.get(k, 0.0) + v
                 n, interval_time = n + 1, interval_time + dt
                 session_time, session_steps = session_time + dt, session_steps + 1
+                if not world.writer:  # the other ranks only train; rank 0 logs, samples, evaluates and saves
+                    continue
                 if step % t.log_every == 0 or step == t.steps:
                     log()
                 if (stream.epoch_done if t.sample_every == 0 else step % t.sample_every == 0) or step == t.steps:
@@ -264,23 +299,28 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                 if step % t.save_every == 0 or step == t.steps:
                     save()
             # stopped by a signal between two saves, or nothing was left to train (train.steps reached)
-            if n:
-                log()
-            if saved_step != step:
-                save()
-        write_run_pictures(run_dir, t.progress_gif)
-        if stop.signum is not None:
+            if world.writer:
+                if n:
+                    log()
+                if saved_step != step:
+                    save()
+                write_run_pictures(run_dir, t.progress_gif)
+            stopped_by = stopping()
+        if stopped_by is not None and world.writer:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")
-        return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stop.signum}
+        return {"step": step, "run_dir": run_dir, "checkpoint": last_ckpt, "stopped_by": stopped_by}
     except OSError as e:  # a log or sample write: disk full, quota, a folder removed under us
         raise TrainingError(f"writing the run folder at step {step} failed: {e}; last complete checkpoint: "
                             f"{last_ckpt or 'none saved yet'} (free space, then --resume)") from None
     finally:
-        logger.close()
+        if logger:
+            logger.close()
 
 
-def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None):
-    """(cfg, run_dir, checkpoint or None) for a CLI call; raises ConfigError/CheckpointError."""
+def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None,
+            probe_lock: bool = True):
+    """(cfg, run_dir, checkpoint or None) for a CLI call; raises ConfigError/CheckpointError.
+    probe_lock: fail now if another trainer holds the run folder (off for the ranks that do not write)."""
     ckpt = None
     if resume not in (None, "latest"):
         if not os.path.isdir(resume):
@@ -298,7 +338,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         if config_path is None:
             raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
         output = os.path.join("work", os.path.splitext(os.path.basename(config_path))[0])
-    if os.path.isdir(output):  # fail early and clearly if another process trains there
+    if probe_lock and os.path.isdir(output):  # fail early and clearly if another process trains there
         RunLock(output).acquire().release()
     if resume == "latest":
         ckpt = latest_checkpoint(output, log=lambda m: say(f"warning: {m}"))
@@ -336,9 +376,12 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
     """CLI body of tools/train.py: returns the process exit code (0 done, 2 bad input,
     1 training error, 130/143 stopped by SIGINT/SIGTERM after saving)."""
     try:
-        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume)
-        say(f"run folder: {run_dir}")
-        result = train(cfg, run_dir, ckpt)
+        world = distributed.init()
+        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume, probe_lock=world.writer)
+        if world.writer:
+            say(f"run folder: {run_dir}" + (f" ({world.size} processes x train.batch_size={cfg.train.batch_size})"
+                                            if world.parallel else ""))
+        result = train(cfg, run_dir, ckpt, world)
     except (ConfigError, DataError, CheckpointError, RunLockedError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
@@ -350,5 +393,6 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
         return 130
     if result["stopped_by"] is not None:
         return 128 + result["stopped_by"]
-    say(f"done: step {result['step']}, checkpoint {result['checkpoint']}")
+    if world.writer:
+        say(f"done: step {result['step']}, checkpoint {result['checkpoint']}")
     return 0

@@ -10,6 +10,7 @@ Points (each hits the real write path of the package, then fails the way the rea
   kill_in_metrics      SIGKILL with half of the metrics.jsonl row of <step> written (a torn line)
   enospc_checkpoint    OSError(ENOSPC) writing the third state file of checkpoint <step>
   enospc_metrics       OSError(ENOSPC) writing the metrics.jsonl row of <step>
+  crash_rank1          rank 1 of a distributed run raises (an uncaught error) in step <step>
 """
 import errno
 import os
@@ -79,6 +80,18 @@ elif point in ("kill_in_metrics", "enospc_metrics"):
         real_scalars(self, row)
 
     logger.RunLogger.scalars = scalars
+elif point == "crash_rank1":
+    from paddle_gan import train
+
+    real_step, calls = train.train_step, []
+
+    def train_step(*a, **k):
+        calls.append(1)
+        if os.environ.get("PADDLE_TRAINER_ID") == "1" and len(calls) == at:
+            raise ValueError(f"injected crash of rank 1 in step {at}")
+        return real_step(*a, **k)
+
+    train.train_step = train_step
 else:
     sys.exit(f"unknown FAULT point {point}")
 

@@ -56,22 +56,81 @@ def _frozen(model):
             p.stop_gradient = False
 
 
-def train_step(G, D, opt_G, opt_D, real, z) -> dict[str, float]:
+class Float32:
+    """Plain float32 training: what train_step does when train.amp is off."""
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+    def backward(self, loss, which: str) -> None:
+        loss.backward()
+
+    def step(self, opt, which: str) -> None:
+        opt.step()
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def set_state_dict(self, state: dict) -> None:
+        pass
+
+
+class MixedPrecision(Float32):
+    """train.amp: forward passes under paddle.amp.auto_cast (O1: matmuls and convolutions in `dtype`,
+    numerically sensitive ops in float32); for float16 one GradScaler per optimizer, because G's and
+    D's losses differ in scale. bfloat16 has float32's range and needs no scaling. Paddle turns both
+    off on CPU (the run stays float32 there), so on CPU this is the same computation as Float32."""
+
+    def __init__(self, dtype: str):
+        self.dtype = dtype
+        self.scalers = {k: paddle.amp.GradScaler(enable=dtype == "float16") for k in ("D", "G")}
+
+    def autocast(self):
+        return paddle.amp.auto_cast(enable=True, level="O1", dtype=self.dtype)
+
+    def backward(self, loss, which: str) -> None:
+        self.scalers[which].scale(loss).backward()
+
+    def step(self, opt, which: str) -> None:  # skips the update if the scaled gradients overflowed
+        self.scalers[which].step(opt)
+        self.scalers[which].update()
+
+    def state_dict(self) -> dict:  # JSON-ready (the loss scale and its counters), saved in state.json
+        return {k: {n: (v.tolist() if hasattr(v, "tolist") else v) for n, v in s.state_dict().items()}
+                for k, s in self.scalers.items()}
+
+    def set_state_dict(self, state: dict) -> None:
+        for k, s in self.scalers.items():
+            if state.get(k):
+                s.load_state_dict({n: (np.asarray(v, np.float32) if isinstance(v, list) else v)
+                                   for n, v in state[k].items()})
+
+
+FLOAT32 = Float32()
+
+
+def make_precision(amp: str) -> Float32:
+    return MixedPrecision(amp) if amp else FLOAT32
+
+
+def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32) -> dict[str, float]:
     """One D update, then one G update. Returns plain floats."""
     # ---- D step: real -> 1, fake -> 0; the fake batch is detached so G gets no gradient here ----
-    fake = G(z)
-    logits_real = D(real)
-    logits_fake = D(fake.detach())
-    loss_D = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
+    with precision.autocast():
+        fake = G(z)
+        logits_real = D(real)
+        logits_fake = D(fake.detach())
+        loss_D = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
     opt_D.clear_grad()
-    loss_D.backward()
-    opt_D.step()
+    precision.backward(loss_D, "D")
+    precision.step(opt_D, "D")
     # ---- G step: non-saturating loss (fake -> 1) through the just-updated D ----
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
-        loss_G = _bce(unwrap(D)(fake), 1.0)  # (no DataParallel sync for D: it has no gradients here)
+        with precision.autocast():
+            loss_G = _bce(unwrap(D)(fake), 1.0)  # (no DataParallel sync for D: it has no gradients here)
         opt_G.clear_grad()
-        loss_G.backward()
-    opt_G.step()
+        precision.backward(loss_G, "G")
+    precision.step(opt_G, "G")
     return {"loss_D": float(loss_D), "loss_G": float(loss_G),
             "D_real": float(F.sigmoid(logits_real).mean()), "D_fake": float(F.sigmoid(logits_fake).mean())}
 
@@ -192,6 +251,10 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
     else:
         step, fixed_noise = 0, fixed_noise_for(t.seed, t.num_samples, cfg.model.z_dim)
     del state  # its tensors now live in the models and optimizers; no second copy for the whole run
+    precision = make_precision(t.amp)
+    precision.set_state_dict((meta or {}).get("amp", {}))  # float16 loss scales continue where they were
+    if t.to_static:  # compiles forward in place: same parameters and state-dict keys
+        G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     G_train, D_train = wrap(G, world), wrap(D, world)  # DataParallel when world.size > 1: same weights everywhere
     if world.writer:
         atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))
@@ -206,7 +269,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
         if not _all_finite(G, D):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: "
                                 f"{last_ckpt or 'none saved yet'})")
-        trainer_state = {"seed": t.seed, "data": stream.state(), "config": cfg.to_dict(),
+        trainer_state = {"seed": t.seed, "data": stream.state(), "config": cfg.to_dict(), "amp": precision.state_dict(),
                          "rng": "paddle.seed(step_seed(seed, step)) before each step", **extra}
         try:
             return save_checkpoint(ckpt_root, step, G, D, opt_G, opt_D, fixed_noise, trainer_state, name=name)
@@ -255,7 +318,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
         if world.parallel:
             z = z[world.rank * t.batch_size:(world.rank + 1) * t.batch_size]
             paddle.seed(step_seed(t.seed, step, world.rank))
-        return train_step(G_train, D_train, opt_G, opt_D, real, z)
+        return train_step(G_train, D_train, opt_G, opt_D, real, z, precision)
 
     G.train()
     D.train()

@@ -50,7 +50,7 @@ def test_bad_yaml_names_the_key(tmp_path, text, key):
 @pytest.mark.parametrize("override, key", [
     ("train.nope=1", "train.nope"), ("train.batch_size=abc", "train.batch_size"), ("opt_G.lr=abc", "opt_G.lr"),
     ("opt_G.lr=-1", "opt_G.lr"), ("model.name=foo", "model.name"), ("steps", "override 'steps'"),
-    ("train.steps=[1", "train.steps"),
+    ("train.steps=[1", "train.steps"), ("train.amp=int8", "train.amp"), ("train.to_static=maybe", "train.to_static"),
 ])
 def test_bad_override_names_the_key(override, key):
     with pytest.raises(ConfigError) as e:

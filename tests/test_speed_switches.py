@@ -4,6 +4,7 @@ computation, so each must give the float32 dygraph run's checkpoint bit for bit.
 import json
 
 import numpy as np
+import pytest
 
 from conftest import assert_same_state, quick
 
@@ -38,6 +39,7 @@ class _Scaler:  # what a GradScaler in use on a GPU reports (its scale is a 1-el
         self.loaded = state
 
 
+@pytest.mark.filterwarnings("ignore:AmpScaler can only be enabled")  # Paddle disables GradScaler on CPU
 def test_float16_loss_scales_go_through_state_json_and_back():
     amp = make_precision("float16")
     assert isinstance(amp, MixedPrecision) and make_precision("") is FLOAT32

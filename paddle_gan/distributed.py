@@ -90,6 +90,15 @@ def unwrap(model):
     return getattr(model, "_layers", model)
 
 
+def wait_for_writer(world: World) -> None:
+    """Hold every rank until rank 0 has written its last checkpoint: when one process of a launch
+    exits, paddle.distributed.launch gives the others only 3 seconds before it kills them."""
+    if world.parallel:
+        import paddle.distributed as dist
+
+        dist.barrier()
+
+
 def agree(world: World, values: dict[str, float], signum: int | None) -> tuple[dict[str, float], int | None]:
     """(means of `values` over ranks, the signal that stops the run or None), the same on every rank.
     One small all-reduce per step; with world size 1 the inputs come back unchanged."""

@@ -25,7 +25,7 @@ from .checkpoint import (BEST, CheckpointError, checkpoint_config, clean_tempora
                          load_checkpoint, read_state, rotate, save_checkpoint)
 from .config import Config, ConfigError, diff, dump, load_config, apply_overrides, validate
 from .data import BatchStream, DataError, build_dataset
-from .distributed import SINGLE, World, agree, sync_batchnorm, unwrap, wrap
+from .distributed import SINGLE, World, agree, sync_batchnorm, unwrap, wait_for_writer, wrap
 from .logger import RunLogger, say, status_line
 from .models import build_models
 from .plots import write_run_pictures
@@ -368,6 +368,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
                 if saved_step != step:
                     save()
                 write_run_pictures(run_dir, t.progress_gif)
+            wait_for_writer(world)
             stopped_by = stopping()
         if stopped_by is not None and world.writer:
             say(f"stopped at step {step}; checkpoint {last_ckpt}; continue with --resume")

@@ -110,23 +110,52 @@ def _wait_for(path, text, proc, timeout=120):
     raise AssertionError(f"no '{text}' in {path}")
 
 
-def test_sigterm_stops_all_ranks_and_the_resume_is_exact(tmp_path):
-    stopped = tmp_path / "stopped"
-    args = [*QUICK, "-o", *TINY, "train.save_every=100", "train.sample_every=100"]
-    proc = subprocess.Popen(launch_cmd(tmp_path, *args, "train.steps=400", "--output", str(stopped)), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(tmp_path / "launch_logs" / "workerlog.0", "step 6/400", proc)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) != 0
-    log0 = (tmp_path / "launch_logs" / "workerlog.0").read_text()
+def _rank_pid(rank, run):
+    """pid of the tools/train.py process of `rank` training into `run`."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if str(run).encode() in cmd and f"PADDLE_TRAINER_ID={rank}".encode() in env:
+            return int(pid)
+    raise AssertionError(f"no rank {rank} process for {run}")
+
+
+def _start_and_stop(tmp_path, run, args, target):
+    """Start a 2-process run of 400 steps; once it is past step 6, SIGTERM the launcher or rank 1."""
+    proc = subprocess.Popen(launch_cmd(tmp_path, *args, "train.steps=400", "--output", str(run), name=target),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(tmp_path / f"{target}_logs" / "workerlog.0", "step 6/400", proc)
+    os.kill(proc.pid if target == "launcher" else _rank_pid(1, run), signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    log0 = (tmp_path / f"{target}_logs" / "workerlog.0").read_text()
     assert "stopped at step" in log0 and "Traceback" not in log0
-    (stop_at,) = [int(c[5:]) for c in checkpoints(stopped)]  # both ranks stopped after the same step, saved once
-    assert stop_at >= 6 and steps_of(stopped)[-1] == stop_at
-    assert (stopped / "curves.png").exists()
+    (stop_at,) = [int(c[5:]) for c in checkpoints(run)]  # both ranks stopped after the same step, saved once
+    assert stop_at >= 6 and steps_of(run)[-1] == stop_at
+    assert (run / "curves.png").exists()
+    return code, stop_at
+
+
+ARGS = [*QUICK, "-o", *TINY, "train.save_every=100", "train.sample_every=100"]
+
+
+def test_sigterm_to_the_launcher_stops_every_rank_after_a_save(tmp_path):
+    code, _ = _start_and_stop(tmp_path, tmp_path / "run", ARGS, "launcher")
+    assert code == signal.SIGTERM  # the launcher exits with the signal's number
+
+
+def test_sigterm_to_one_rank_stops_all_and_the_resume_is_exact(tmp_path):
+    stopped = tmp_path / "stopped"
+    code, stop_at = _start_and_stop(tmp_path, stopped, ARGS, "rank1")
+    assert code == 128 + signal.SIGTERM  # every rank stopped as asked; none was killed
 
     launch(tmp_path, "--output", str(stopped), "-o", f"train.steps={stop_at + 4}", "--resume", name="resume")
     straight = tmp_path / "straight"
-    launch(tmp_path, *args, f"train.steps={stop_at + 4}", "--output", str(straight), name="straight")
+    launch(tmp_path, *ARGS, f"train.steps={stop_at + 4}", "--output", str(straight), name="straight")
     last = f"step_{stop_at + 4:07d}"
     for f in ("G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt"):
         assert_same_state(stopped / "checkpoints" / last / f, straight / "checkpoints" / last / f)

@@ -11,7 +11,9 @@ setup(
     version="0.1.0",
     description="Classic GANs (MLP GAN, DCGAN) in PaddlePaddle: train, resume exactly, watch in VisualDL",
     packages=find_packages(include=["paddle_gan", "paddle_gan.*"]),
-    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*"]},
+    # ops/: the oneDNN convolution operator's source and the oneDNN headers it is compiled against
+    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*", "ops/*.cc", "ops/onednn/*",
+                                 "ops/onednn/include/oneapi/dnnl/*"]},
     python_requires=">=3.9",
     install_requires=[
         "numpy",

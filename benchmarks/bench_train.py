@@ -15,7 +15,8 @@ paddle.to_tensor -> per-step reseed -> z -> train_step. The PyTorch side mirrors
 modules layer for layer (same widths, kernels, strides, BN, dropout) and runs the same D step and
 non-saturating G step with BCE-with-logits and two Adam optimisers. The "loader" case times the
 data path alone (BatchStream + to_tensor), to show it is never the bottleneck. "dcgan32_b64_static"
-is the Paddle side with train.to_static=true (the PyTorch side stays eager). Set
+is the Paddle side with train.to_static=true (the PyTorch side stays eager), and
+"dcgan32_b64_paddleconv" with train.conv=paddle (Paddle's own convolutions instead of paddle_gan.ops). Set
 PADDLE_GAN_CPU_TUNING=0 to time Paddle as installed, without paddle_gan's thread and MKL settings.
 
 Optional peer: pip install torch (CPU wheel: pip install torch --index-url
@@ -38,6 +39,7 @@ sys.path.insert(0, REPO)
 CASES = {
     "dcgan32_b64": ("dcgan_fashion_mnist.yaml", [], 64),
     "dcgan32_b128": ("dcgan_fashion_mnist.yaml", [], 128),
+    "dcgan32_b64_paddleconv": ("dcgan_fashion_mnist.yaml", ["train.conv=paddle"], 64),
     "dcgan32_b64_static": ("dcgan_fashion_mnist.yaml", ["train.to_static=true"], 64),
     "dcgan64": ("dcgan_anime64.yaml", ["data.root=synthetic-images-unused"], 64),  # images are synthetic here
     "mlp": ("gan_mlp_mnist.yaml", [], 64),
@@ -77,7 +79,8 @@ def run_paddle(case, steps, repeats, warmup):
 
     from paddle_gan.data import BatchStream
     from paddle_gan.models import build_models
-    from paddle_gan.train import make_optimizers, make_precision, step_seed, train_step
+    from paddle_gan import ops
+    from paddle_gan.train import make_optimizers, make_precision, step_seed, train_step, use_onednn_convs
 
     cfg = _cfg(case)
     t = cfg.train
@@ -87,6 +90,8 @@ def run_paddle(case, steps, repeats, warmup):
     paddle.seed(0)
     G, D = build_models(cfg.model)
     opt_G, opt_D = make_optimizers(cfg, G, D)
+    if use_onednn_convs(t.conv):  # as the trainer does (train.conv, default auto)
+        ops.use_onednn(G), ops.use_onednn(D)
     precision = make_precision(t.amp)
     if t.to_static:  # as the trainer does
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)

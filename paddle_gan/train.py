@@ -20,7 +20,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from . import distributed, metrics
+from . import distributed, metrics, ops
 from .checkpoint import (BEST, CheckpointError, checkpoint_config, clean_temporary, latest_checkpoint, list_checkpoints,
                          load_checkpoint, read_state, rotate, save_checkpoint)
 from .config import Config, ConfigError, diff, dump, load_config, apply_overrides, validate
@@ -215,11 +215,27 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None, world: World = SIN
     extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels,
                                         cfg.train.inception_weights or None)
                  if cfg.train.eval_every and world.writer else None)  # missing weights fail here, before any write
+    onednn = use_onednn_convs(cfg.train.conv, quiet=not world.writer)  # train.conv=onednn unbuildable: fails here
     if not world.writer:
-        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world)
+        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world, onednn)
     os.makedirs(run_dir, exist_ok=True)
     with RunLock(run_dir, warn=say):  # one writer per run folder, from here to the end
-        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world)
+        return _train(cfg, run_dir, ckpt, meta, stream, extractor, world, onednn)
+
+
+def use_onednn_convs(choice: str, quiet: bool = False) -> bool:
+    """train.conv -> whether to switch the models' convolutions to paddle_gan.ops (oneDNN)."""
+    if choice == "paddle":
+        return False
+    try:
+        ops.load()
+        return True
+    except ops.OpsError as e:
+        if choice == "onednn":
+            raise ConfigError(f"train.conv: onednn is not available here: {e} (train.conv=paddle uses Paddle's own)")
+        if not quiet:
+            say(f"note: Paddle's own convolutions (train.conv=auto; the faster oneDNN ones are unavailable: {e})")
+        return False
 
 
 def _previous_best(ckpt_root: str, key: str) -> float | None:
@@ -232,7 +248,7 @@ def _previous_best(ckpt_root: str, key: str) -> float | None:
 
 
 def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, stream: BatchStream, extractor,
-           world: World) -> dict:
+           world: World, onednn: bool) -> dict:
     t = cfg.train
     if world.writer:
         clean_temporary(run_dir)
@@ -240,6 +256,8 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
 
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
+    if onednn:  # same parameters and state-dict keys; only how the convolutions are computed changes
+        ops.use_onednn(G), ops.use_onednn(D)
     opt_G, opt_D = make_optimizers(cfg, G, D)
     if state:
         G.set_state_dict(state["G"])

@@ -1,0 +1,182 @@
+"""Faster CPU training convolutions: oneDNN behind Paddle's autograd (train.conv).
+
+Paddle's CPU conv2d / conv2d_transpose kernels run im2col + GEMM one sample at a time, and its
+dygraph never calls the oneDNN library the wheel ships. `dnnl_conv.cc` is a Paddle custom operator
+that runs oneDNN's convolution and deconvolution primitives (forward, backward-data,
+backward-weights); it is compiled on first use (g++, ~20 s, cached under
+~/.cache/paddle_gan/ops/ or $PADDLE_GAN_OPS_DIR) against the wheel's own libdnnl.so.3 and the headers in ops/onednn/.
+
+`use_onednn(model)` switches eligible Conv2D / Conv2DTranspose layers of a model to it in place:
+same parameters, state-dict keys and results up to float rounding (tested forward and backward
+against the Paddle layers), so checkpoints do not care which path trained them.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+
+import paddle
+import paddle.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, "dnnl_conv.cc")
+INCLUDE = os.path.join(HERE, "onednn", "include")
+MIN_CHANNELS = 16  # below this (e.g. the 1-channel image layers) Paddle's own kernel measured faster
+CHOICES = ("auto", "onednn", "paddle")
+
+
+class OpsError(RuntimeError):
+    """train.conv=onednn was asked for but the operator cannot be built or used here."""
+
+
+_op = None
+_why_not: str | None = None
+
+
+def _libdnnl() -> str:
+    return os.path.join(os.path.dirname(paddle.__file__), "libs", "libdnnl.so.3")
+
+
+def _build_dir() -> str:
+    """One folder per Paddle version, Python version and source text: Paddle's builder does not
+    notice an edited source once a library exists, so a changed source gets a fresh folder."""
+    import hashlib
+
+    with open(SOURCE, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    root = os.environ.get("PADDLE_GAN_OPS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "paddle_gan", "ops")
+    return os.path.join(root, f"paddle-{paddle.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}")
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence the compiler and Paddle's build chatter (file descriptors 1 and 2, so the g++ child
+    is covered too); yields a function returning what was printed, for error messages."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+
+        def text() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")
+        try:
+            yield text
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _reason_unavailable() -> str | None:
+    if paddle.is_compiled_with_cuda() and paddle.get_device().startswith("gpu"):
+        return "training runs on GPU (cuDNN is used there)"
+    if not os.path.isfile(_libdnnl()):
+        return f"this Paddle build has no {_libdnnl()}"
+    if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")):
+        return "no C++ compiler (install g++)"
+    return None
+
+
+@paddle.jit.not_to_static  # plain Python, also when a model using the operator is compiled by to_static
+def load():
+    """The compiled operator module; builds it on first use. Raises OpsError with the reason."""
+    global _op, _why_not
+    if _op is not None:
+        return _op
+    if _why_not is None:
+        _why_not = _reason_unavailable()
+    if _why_not:
+        raise OpsError(_why_not)
+    import fcntl
+
+    from paddle.utils.cpp_extension import load as load_extension
+
+    build = _build_dir()
+    os.makedirs(build, exist_ok=True)
+    with open(os.path.join(build, "build.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several processes (a distributed launch) build once
+        with _quiet_fds() as printed:
+            try:
+                _op = load_extension(name="paddle_gan_dnnl_conv", sources=[SOURCE], extra_include_paths=[INCLUDE],
+                                     extra_ldflags=[_libdnnl()], extra_cxx_cflags=["-O2"], build_directory=build,
+                                     verbose=False)
+            except Exception as e:  # the compiler's message is in `printed`
+                lines = [ln for ln in printed().splitlines() if "error" in ln.lower()] or [str(e)]
+                _why_not = f"building {os.path.basename(SOURCE)} failed: {lines[0].strip()[:300]}"
+    if _op is None:
+        raise OpsError(_why_not)
+    return _op
+
+
+def available() -> bool:
+    try:
+        load()
+        return True
+    except OpsError:
+        return False
+
+
+def why_unavailable() -> str | None:
+    return None if available() else _why_not
+
+
+def _pad(layer) -> int | None:
+    p = layer._padding
+    if isinstance(p, int):
+        return p
+    if isinstance(p, (list, tuple)) and len(set(p)) == 1 and isinstance(p[0], int):
+        return p[0]
+    return None
+
+
+def eligible(layer) -> bool:
+    """A plain 2-D NCHW (transposed) convolution the operator computes exactly as Paddle does."""
+    if type(layer) not in (nn.Conv2D, nn.Conv2DTranspose):
+        return False
+    k, s = layer._kernel_size, layer._stride
+    out_pad = getattr(layer, "output_padding", 0) or 0
+    return (layer._data_format == "NCHW" and layer._groups == 1 and list(layer._dilation) == [1, 1]
+            and k[0] == k[1] and s[0] == s[1] and _pad(layer) is not None
+            and getattr(layer, "_padding_mode", "zeros") == "zeros" and isinstance(out_pad, int)
+            and 0 <= out_pad < s[0] and out_pad <= _pad(layer)
+            and min(layer._in_channels, layer._out_channels) >= MIN_CHANNELS)
+
+
+def _forward(layer, x, transposed: bool):
+    out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
+    y = load().dnnl_conv(x, layer.weight, layer._stride[0], _pad(layer), out_pad, transposed,
+                         not x.stop_gradient, not layer.weight.stop_gradient)
+    return y if layer.bias is None else y + layer.bias.reshape([1, -1, 1, 1])
+
+
+class OneDNNConv2D(nn.Conv2D):
+    def forward(self, x):
+        return _forward(self, x, transposed=False)
+
+
+class OneDNNConv2DTranspose(nn.Conv2DTranspose):
+    def forward(self, x, output_size=None):
+        if output_size is not None:
+            return super().forward(x, output_size)
+        return _forward(self, x, transposed=True)
+
+
+def use_onednn(model) -> int:
+    """Switch the eligible convolutions of `model` (in place) to the oneDNN operator; returns how
+    many. Builds the operator first, so an OpsError leaves the model untouched."""
+    load()
+    n = 0
+    for layer in model.sublayers(include_self=True):
+        if eligible(layer):
+            layer.__class__ = OneDNNConv2D if type(layer) is nn.Conv2D else OneDNNConv2DTranspose
+            n += 1
+    return n

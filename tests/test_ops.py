@@ -24,6 +24,9 @@ LAYERS = [
     (lambda: nn.Conv2D(32, 16, 4, 1, 0), [4, 32, 4, 4]),  # dcgan D: 4x4 -> 1x1 logit, with bias
     (lambda: nn.Conv2DTranspose(64, 32, 5, 2, 2, output_padding=1, bias_attr=False), [4, 64, 4, 4]),  # dense G
     (lambda: nn.Conv2D(16, 32, 5, 2, 2), [4, 16, 16, 16]),  # dense D
+    (lambda: nn.Conv2D(1, 16, 4, 2, 1, bias_attr=False), [4, 1, 32, 32]),  # D: image -> features
+    (lambda: nn.Conv2DTranspose(16, 1, 4, 2, 1), [4, 16, 16, 16]),  # G: features -> image
+    (lambda: nn.Conv2DTranspose(32, 3, 5, 2, 2, output_padding=1), [4, 32, 32, 32]),  # dense G -> RGB
 ]
 
 
@@ -71,16 +74,15 @@ def test_gradients_nobody_needs_are_skipped_and_the_rest_stay_exact():
 
 @pytest.mark.parametrize("config", ["quickstart.yaml", "dcgan_fashion_mnist.yaml", "dcgan_anime64.yaml",
                                     "gan_mlp_mnist.yaml"])
-def test_the_configs_models_switch_their_wide_convolutions_and_keep_their_keys(config):
+def test_the_configs_models_switch_every_convolution_and_keep_their_keys(config):
     cfg = load_config(os.path.join(CONFIGS, config), ["data.root=unused"] if "anime" in config else [])
     G, D = build_models(cfg.model)
     keys = (list(G.state_dict()), list(D.state_dict()))
     convs = [m for net in (G, D) for m in net.sublayers() if isinstance(m, (nn.Conv2D, nn.Conv2DTranspose))]
     switched = ops.use_onednn(G) + ops.use_onednn(D)
     assert (list(G.state_dict()), list(D.state_dict())) == keys
-    narrow = [m for m in convs if min(m._in_channels, m._out_channels) < ops.MIN_CHANNELS]  # image layers
-    assert switched == len(convs) - len(narrow)
-    assert all(type(m) in (nn.Conv2D, nn.Conv2DTranspose) for m in narrow)
+    assert switched == len(convs) == len([m for net in (G, D) for m in net.sublayers()
+                                          if type(m) in (ops.OneDNNConv2D, ops.OneDNNConv2DTranspose)])
 
 
 def test_ineligible_layers_are_left_alone():

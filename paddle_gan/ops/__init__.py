@@ -24,7 +24,6 @@ import paddle.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
 INCLUDE = os.path.join(HERE, "onednn", "include")
-MIN_CHANNELS = 16  # below this (e.g. the 1-channel image layers) Paddle's own kernel measured faster
 CHOICES = ("auto", "onednn", "paddle")
 
 
@@ -147,8 +146,7 @@ def eligible(layer) -> bool:
     return (layer._data_format == "NCHW" and layer._groups == 1 and list(layer._dilation) == [1, 1]
             and k[0] == k[1] and s[0] == s[1] and _pad(layer) is not None
             and getattr(layer, "_padding_mode", "zeros") == "zeros" and isinstance(out_pad, int)
-            and 0 <= out_pad < s[0] and out_pad <= _pad(layer)
-            and min(layer._in_channels, layer._out_channels) >= MIN_CHANNELS)
+            and 0 <= out_pad < s[0] and out_pad <= _pad(layer))
 
 
 def _forward(layer, x, transposed: bool):

@@ -151,8 +151,12 @@ def eligible(layer) -> bool:
 
 def _forward(layer, x, transposed: bool):
     out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
-    y = load().dnnl_conv(x, layer.weight, layer._stride[0], _pad(layer), out_pad, transposed,
-                         not x.stop_gradient, not layer.weight.stop_gradient)
+    # Which gradients are needed is known now in dygraph. A to_static program is traced once and
+    # reused for inputs that do and do not need gradients, so there both are always computed.
+    dynamic = paddle.in_dynamic_mode()
+    need_dx = not x.stop_gradient or not dynamic
+    need_dw = not layer.weight.stop_gradient or not dynamic
+    y = load().dnnl_conv(x, layer.weight, layer._stride[0], _pad(layer), out_pad, transposed, need_dx, need_dw)
     return y if layer.bias is None else y + layer.bias.reshape([1, -1, 1, 1])
 
 

@@ -79,8 +79,7 @@ def run_paddle(case, steps, repeats, warmup):
 
     from paddle_gan.data import BatchStream
     from paddle_gan.models import build_models
-    from paddle_gan import ops
-    from paddle_gan.train import make_optimizers, make_precision, step_seed, train_step, use_onednn_convs
+    from paddle_gan.train import faster, make_optimizers, make_precision, step_seed, train_step, use_onednn_convs
 
     cfg = _cfg(case)
     t = cfg.train
@@ -90,11 +89,8 @@ def run_paddle(case, steps, repeats, warmup):
     paddle.seed(0)
     G, D = build_models(cfg.model)
     opt_G, opt_D = make_optimizers(cfg, G, D)
-    if use_onednn_convs(t.conv):  # as the trainer does (train.conv, default auto)
-        ops.use_onednn(G), ops.use_onednn(D)
+    G, D = faster(G, D, t, use_onednn_convs(t.conv))  # as the trainer does: train.conv, train.to_static
     precision = make_precision(t.amp)
-    if t.to_static:  # as the trainer does
-        G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     state = {"step": 0}
 
     def step():

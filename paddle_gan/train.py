@@ -238,6 +238,16 @@ def use_onednn_convs(choice: str, quiet: bool = False) -> bool:
         return False
 
 
+def faster(G, D, t, onednn: bool):
+    """train.conv (oneDNN convolutions, when `onednn`) and train.to_static applied to G and D in
+    place; parameters, state-dict keys and optimizer state stay as they are."""
+    for model in (G, D) if onednn else ():
+        ops.use_onednn(model)
+    if t.to_static:
+        G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
+    return G, D
+
+
 def _previous_best(ckpt_root: str, key: str) -> float | None:
     """The score of checkpoints/best/ if it was chosen by the same score (metric and extractor)."""
     try:
@@ -256,8 +266,6 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
 
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
-    if onednn:  # same parameters and state-dict keys; only how the convolutions are computed changes
-        ops.use_onednn(G), ops.use_onednn(D)
     opt_G, opt_D = make_optimizers(cfg, G, D)
     if state:
         G.set_state_dict(state["G"])
@@ -271,8 +279,7 @@ def _train(cfg: Config, run_dir: str, ckpt: str | None, meta: dict | None, strea
     del state  # its tensors now live in the models and optimizers; no second copy for the whole run
     precision = make_precision(t.amp)
     precision.set_state_dict((meta or {}).get("amp", {}))  # float16 loss scales continue where they were
-    if t.to_static:  # compiles forward in place: same parameters and state-dict keys
-        G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
+    G, D = faster(G, D, t, onednn)
     G_train, D_train = wrap(G, world), wrap(D, world)  # DataParallel when world.size > 1: same weights everywhere
     if world.writer:
         atomic_write_text(os.path.join(run_dir, "config.yaml"), dump(cfg))

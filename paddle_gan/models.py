@@ -149,6 +149,8 @@ MODELS = {
     "dcgan_dense": (DenseDCGANGenerator, DenseDCGANDiscriminator, ("g_channels",), ("d_channels", "dropout")),
     "mlp": (MLPGenerator, MLPDiscriminator, ("g_hidden",), ("d_hidden", "dropout")),
 }
+# the model names whose G and D have convolutions (what train.conv applies to)
+CONVOLUTIONAL = ("dcgan", "dcgan_dense")
 
 
 def _build_generator(m) -> nn.Layer:

@@ -27,7 +27,7 @@ from .config import Config, ConfigError, diff, dump, load_config, apply_override
 from .data import BatchStream, DataError, build_dataset
 from .distributed import SINGLE, World, agree, sync_batchnorm, unwrap, wait_for_writer, wrap
 from .logger import RunLogger, say, status_line
-from .models import build_models
+from .models import CONVOLUTIONAL, build_models
 from .plots import write_run_pictures
 from .runlock import RunLock, RunLockedError
 from .utils import atomic_write_text, make_grid
@@ -215,7 +215,8 @@ def train(cfg: Config, run_dir: str, ckpt: str | None = None, world: World = SIN
     extractor = (metrics.make_extractor(cfg.train.eval_extractor, cfg.data.name, cfg.model.channels,
                                         cfg.train.inception_weights or None)
                  if cfg.train.eval_every and world.writer else None)  # missing weights fail here, before any write
-    onednn = use_onednn_convs(cfg.train.conv, quiet=not world.writer)  # train.conv=onednn unbuildable: fails here
+    onednn = (cfg.model.name in CONVOLUTIONAL  # an MLP GAN has nothing to build the operator for
+              and use_onednn_convs(cfg.train.conv, quiet=not world.writer))  # onednn unbuildable: fails here
     if not world.writer:
         return _train(cfg, run_dir, ckpt, meta, stream, extractor, world, onednn)
     os.makedirs(run_dir, exist_ok=True)
@@ -228,7 +229,7 @@ def use_onednn_convs(choice: str, quiet: bool = False) -> bool:
     if choice == "paddle":
         return False
     try:
-        ops.load()
+        ops.load(announce=None if quiet else say)
         return True
     except ops.OpsError as e:
         if choice == "onednn":

@@ -24,7 +24,6 @@ import paddle.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
 INCLUDE = os.path.join(HERE, "onednn", "include")
-CHOICES = ("auto", "onednn", "paddle")
 
 
 class OpsError(RuntimeError):
@@ -86,8 +85,9 @@ def _reason_unavailable() -> str | None:
 
 
 @paddle.jit.not_to_static  # plain Python, also when a model using the operator is compiled by to_static
-def load():
-    """The compiled operator module; builds it on first use. Raises OpsError with the reason."""
+def load(announce=None):
+    """The compiled operator module; builds it on first use (saying so through `announce`, if
+    given, as that takes ~20 s). Raises OpsError with the reason."""
     global _op, _why_not
     if _op is not None:
         return _op
@@ -103,6 +103,8 @@ def load():
     os.makedirs(build, exist_ok=True)
     with open(os.path.join(build, "build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several processes (a distributed launch) build once
+        if announce and not os.path.isfile(os.path.join(build, "paddle_gan_dnnl_conv", "paddle_gan_dnnl_conv.so")):
+            announce(f"building paddle_gan's oneDNN convolutions once (~20 s, cached in {build})")
         with _quiet_fds() as printed:
             try:
                 _op = load_extension(name="paddle_gan_dnnl_conv", sources=[SOURCE], extra_include_paths=[INCLUDE],
@@ -114,18 +116,6 @@ def load():
     if _op is None:
         raise OpsError(_why_not)
     return _op
-
-
-def available() -> bool:
-    try:
-        load()
-        return True
-    except OpsError:
-        return False
-
-
-def why_unavailable() -> str | None:
-    return None if available() else _why_not
 
 
 def _pad(layer) -> int | None:

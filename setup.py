@@ -12,8 +12,8 @@ setup(
     description="Classic GANs (MLP GAN, DCGAN) in PaddlePaddle: train, resume exactly, watch in VisualDL",
     packages=find_packages(include=["paddle_gan", "paddle_gan.*"]),
     # ops/: the oneDNN convolution operator's source and the oneDNN headers it is compiled against
-    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*", "ops/*.cc", "ops/onednn/*",
-                                 "ops/onednn/include/oneapi/dnnl/*"]},
+    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*", "ops/*.cc", "ops/third_party/onednn/*",
+                                 "ops/third_party/onednn/include/oneapi/dnnl/*"]},
     python_requires=">=3.9",
     install_requires=[
         "numpy",

@@ -13,7 +13,7 @@ from conftest import CONFIGS, quick, read_jsonl, run_train
 from paddle_gan import ops
 from paddle_gan.config import ConfigError, load_config
 from paddle_gan.models import CONVOLUTIONAL, build_models
-from paddle_gan.train import use_onednn_convs
+from paddle_gan.fast import use_onednn_convs
 
 # (layer, input shape): each kind of convolution in configs/*.yaml, with and without bias
 LAYERS = [
@@ -130,3 +130,19 @@ def test_train_conv_onednn_without_a_compiler_is_one_error_line(tmp_path):
     assert p.stderr.strip().splitlines()[-1] == ("error: train.conv: onednn is not available here: no C++ compiler "
                                                  "(install g++) (train.conv=paddle uses Paddle's own)")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_wheel_with_another_onednn_minor_version_falls_back_or_refuses(monkeypatch, capsys):
+    """The vendored headers must match the major.minor of the oneDNN inside the installed Paddle wheel."""
+    assert ops.runtime_version()[:2] == ops.header_version()[:2]  # the wheel of this machine matches
+    monkeypatch.setattr(ops, "_op", None)
+    monkeypatch.setattr(ops, "_why_not", None)
+    have = ops.header_version()
+    monkeypatch.setattr(ops, "runtime_version", lambda: (have[0], have[1] + 1, 0))
+    assert use_onednn_convs("auto") is False
+    note = capsys.readouterr().out.strip().splitlines()
+    assert len(note) == 1 and note[0].startswith("note: Paddle's own convolutions") and \
+        f"ships oneDNN {have[0]}.{have[1] + 1}.0, but paddle_gan's operator is written against oneDNN " \
+        f"{have[0]}.{have[1]}" in note[0]
+    with pytest.raises(ConfigError, match="train.conv: onednn is not available here: Paddle .* ships oneDNN"):
+        use_onednn_convs("onednn")

@@ -4,7 +4,9 @@ Paddle's CPU conv2d / conv2d_transpose kernels run im2col + GEMM one sample at a
 dygraph never calls the oneDNN library the wheel ships. `dnnl_conv.cc` is a Paddle custom operator
 that runs oneDNN's convolution and deconvolution primitives (forward, backward-data,
 backward-weights); it is compiled on first use (g++, ~20 s, cached under
-~/.cache/paddle_gan/ops/ or $PADDLE_GAN_OPS_DIR) against the wheel's own libdnnl.so.3 and the headers in ops/onednn/.
+~/.cache/paddle_gan/ops/ or $PADDLE_GAN_OPS_DIR) against the wheel's own libdnnl.so.3 and oneDNN's
+headers, vendored in ops/third_party/onednn/ (the wheel leaves them out). The library and the headers
+must be the same oneDNN major.minor: load() checks that before it builds anything.
 
 `use_onednn(model)` switches eligible Conv2D / Conv2DTranspose layers of a model to it in place:
 same parameters, state-dict keys and results up to float rounding (tested forward and backward
@@ -13,7 +15,9 @@ against the Paddle layers), so checkpoints do not care which path trained them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,7 +27,7 @@ import paddle.nn as nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-INCLUDE = os.path.join(HERE, "onednn", "include")
+INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
 
 
 class OpsError(RuntimeError):
@@ -74,11 +78,39 @@ def _quiet_fds():
                 os.close(fd)
 
 
+def header_version() -> tuple[int, int, int]:
+    """oneDNN's version as the vendored headers declare it (dnnl_version.h)."""
+    with open(os.path.join(INCLUDE, "oneapi", "dnnl", "dnnl_version.h")) as f:
+        text = f.read()
+    return tuple(int(re.search(rf"#define DNNL_VERSION_{part} (\d+)", text).group(1))
+                 for part in ("MAJOR", "MINOR", "PATCH"))
+
+
+def runtime_version() -> tuple[int, int, int]:
+    """oneDNN's version as the library inside the installed Paddle wheel reports it (dnnl_version())."""
+
+    class Version(ctypes.Structure):  # dnnl_version_t of dnnl_common_types.h
+        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
+                    ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
+
+    lib = ctypes.CDLL(_libdnnl())
+    lib.dnnl_version.restype = ctypes.POINTER(Version)
+    v = lib.dnnl_version().contents
+    return v.major, v.minor, v.patch
+
+
 def _reason_unavailable() -> str | None:
     if paddle.is_compiled_with_cuda() and paddle.get_device().startswith("gpu"):
         return "training runs on GPU (cuDNN is used there)"
     if not os.path.isfile(_libdnnl()):
         return f"this Paddle build has no {_libdnnl()}"
+    try:
+        have, want = runtime_version(), header_version()
+    except (OSError, AttributeError) as e:
+        return f"cannot read the oneDNN version of {_libdnnl()} ({e})"
+    if have[:2] != want[:2]:  # the C++ API (and its struct layouts) may change between minor versions
+        return (f"Paddle {paddle.__version__} ships oneDNN {'.'.join(map(str, have))}, but paddle_gan's "
+                f"operator is written against oneDNN {want[0]}.{want[1]} (its headers in ops/third_party/onednn)")
     if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")):
         return "no C++ compiler (install g++)"
     return None

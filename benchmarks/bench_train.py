@@ -79,7 +79,9 @@ def run_paddle(case, steps, repeats, warmup):
 
     from paddle_gan.data import BatchStream
     from paddle_gan.models import build_models
-    from paddle_gan.train import faster, make_optimizers, make_precision, step_seed, train_step, use_onednn_convs
+    from paddle_gan.fast import faster, use_onednn_convs
+    from paddle_gan.seeds import step_seed
+    from paddle_gan.step import make_optimizers, make_precision, train_step
 
     cfg = _cfg(case)
     t = cfg.train

@@ -1,6 +1,6 @@
 """Checkpoints: self-describing folders written atomically, verified on load, rotated.
 
-Layout of `<run>/checkpoints/step_<7-digit step>/`:
+Layout of a checkpoint folder (layout.checkpoint_dir: `<run>/checkpoints/step_<7-digit step>/`):
   G.pdparams, D.pdparams   model state dicts (paddle.load + set_state_dict)
   G.pdopt, D.pdopt         Adam state dicts (moments, beta powers)
   fixed_noise.npy          the z batch behind every sample grid of the run
@@ -8,10 +8,12 @@ Layout of `<run>/checkpoints/step_<7-digit step>/`:
                            versions, and the size + SHA-256 of every file above
 A folder is built under a hidden temporary name and renamed into place only when complete and
 fsynced, so a visible step_XXXXXXX/ is always whole; state.json's hashes catch later damage.
+Loading reads each file once and checks its size and hash on the very bytes it deserialises.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -21,22 +23,16 @@ import time
 import numpy as np
 import paddle
 
-from . import __version__
-from .config import ConfigError, from_dict
+from . import __version__, layout
+from .config import from_dict
+from .errors import CheckpointError, ConfigError
 from .utils import atomic_write_text, fsync_dir
 
 FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
-BEST = "best"  # checkpoints/best/: the best evaluated checkpoint, kept apart from rotation
-_STEP_DIR = re.compile(r"^step_(\d{7,})$")
-
-
-class CheckpointError(RuntimeError):
-    """A missing, incomplete or damaged checkpoint; the message is one line and names the file."""
-
-
-def step_dir_name(step: int) -> str:
-    return f"step_{step:07d}"
+# what load_checkpoint returns -> the file it comes from
+STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D": "D.pdopt"}
+NOISE_FILE = "fixed_noise.npy"
 
 
 def _sha256(path: str) -> str:
@@ -59,17 +55,15 @@ def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: 
     e.g. "best", replaced as a whole). `state` is the trainer state (data position, seed, config ...)
     stored in state.json next to the file hashes."""
     os.makedirs(ckpt_root, exist_ok=True)
-    name = name or step_dir_name(step)
+    name = name or layout.step_name(step)
     final = os.path.join(ckpt_root, name)
     tmp = os.path.join(ckpt_root, f".{name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        _write_paddle(G.state_dict(), os.path.join(tmp, "G.pdparams"))
-        _write_paddle(D.state_dict(), os.path.join(tmp, "D.pdparams"))
-        _write_paddle(opt_G.state_dict(), os.path.join(tmp, "G.pdopt"))
-        _write_paddle(opt_D.state_dict(), os.path.join(tmp, "D.pdopt"))
-        with open(os.path.join(tmp, "fixed_noise.npy"), "wb") as f:
+        for key, obj in (("G", G), ("D", D), ("opt_G", opt_G), ("opt_D", opt_D)):
+            _write_paddle(obj.state_dict(), os.path.join(tmp, STATE_DICTS[key]))
+        with open(os.path.join(tmp, NOISE_FILE), "wb") as f:
             np.save(f, np.asarray(fixed_noise, np.float32))
             f.flush()
             os.fsync(f.fileno())
@@ -108,15 +102,36 @@ def read_state(ckpt: str, verify: bool = True) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} state file")
     if verify:
-        for name, info in meta["files"].items():
-            fp = os.path.join(ckpt, name)
-            if not os.path.isfile(fp):
-                raise CheckpointError(f"{fp}: missing")
-            if os.path.getsize(fp) != info["bytes"]:
-                raise CheckpointError(f"{fp}: size {os.path.getsize(fp)} bytes, expected {info['bytes']} (truncated?)")
-            if _sha256(fp) != info["sha256"]:
-                raise CheckpointError(f"{fp}: content does not match its SHA-256 in {STATE_FILE} (corrupt)")
+        for name in meta["files"]:
+            _read_verified(ckpt, meta, name)
     return meta
+
+
+def _read_verified(ckpt: str, meta: dict, name: str) -> bytes:
+    """The bytes of file `name` of a checkpoint, after checking their size and SHA-256 against
+    state.json: what is checked is exactly what gets deserialised."""
+    fp = os.path.join(ckpt, name)
+    info = meta["files"][name]
+    try:
+        with open(fp, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"{fp}: missing") from None
+    except OSError as e:
+        raise CheckpointError(f"{fp}: unreadable ({e.strerror})") from None
+    if len(data) != info["bytes"]:
+        raise CheckpointError(f"{fp}: size {len(data)} bytes, expected {info['bytes']} (truncated?)")
+    if hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise CheckpointError(f"{fp}: content does not match its SHA-256 in {STATE_FILE} (corrupt)")
+    return data
+
+
+def _load_state_dict(ckpt: str, meta: dict, name: str):
+    data = _read_verified(ckpt, meta, name)
+    try:
+        return paddle.load(io.BytesIO(data))
+    except Exception as e:  # a file that passed its hash but still does not unpickle
+        raise CheckpointError(f"{os.path.join(ckpt, name)}: cannot load ({type(e).__name__})") from None
 
 
 def checkpoint_config(meta: dict):
@@ -127,35 +142,36 @@ def checkpoint_config(meta: dict):
 
 
 def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
-    """Verified checkpoint contents: the state.json fields plus G, D, opt_G, opt_D state dicts,
-    fixed_noise and the parsed Config under 'cfg'. `meta`: read_state(ckpt) already done (verified)."""
-    meta = meta or read_state(ckpt)
-    out = dict(meta, cfg=checkpoint_config(meta))
-    for key, name in (("G", "G.pdparams"), ("D", "D.pdparams"), ("opt_G", "G.pdopt"), ("opt_D", "D.pdopt")):
-        try:
-            out[key] = paddle.load(os.path.join(ckpt, name))
-        except Exception as e:  # a file that passed its hash but still does not unpickle
-            raise CheckpointError(f"{os.path.join(ckpt, name)}: cannot load ({type(e).__name__})") from None
-    out["fixed_noise"] = np.load(os.path.join(ckpt, "fixed_noise.npy"))
+    """Everything a resume needs, each file read and verified once: the state.json fields plus the
+    G, D, opt_G, opt_D state dicts, fixed_noise, the parsed Config under 'cfg' and the folder under
+    'path'. `meta`: state.json as already read (read_state(ckpt, verify=False)), if at hand."""
+    meta = meta or read_state(ckpt, verify=False)
+    out = dict(meta, cfg=checkpoint_config(meta), path=ckpt)
+    for key, name in STATE_DICTS.items():
+        out[key] = _load_state_dict(ckpt, meta, name)
+    try:
+        out["fixed_noise"] = np.load(io.BytesIO(_read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
+    except ValueError as e:
+        raise CheckpointError(f"{os.path.join(ckpt, NOISE_FILE)}: cannot load ({e})") from None
     return out
 
 
 def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
     """(step, folder) of every visible checkpoint of a run, oldest first (not verified)."""
-    root = os.path.join(run_dir, "checkpoints")
+    root = layout.checkpoints_dir(run_dir)
     if not os.path.isdir(root):
         return []
-    found = [(int(m.group(1)), os.path.join(root, name))
-             for name in os.listdir(root) if (m := _STEP_DIR.match(name)) and os.path.isdir(os.path.join(root, name))]
+    found = [(step, os.path.join(root, name)) for name in os.listdir(root)
+             if (step := layout.parse_step(name)) is not None and os.path.isdir(os.path.join(root, name))]
     return sorted(found)
 
 
-def latest_checkpoint(run_dir: str, log=print) -> str | None:
-    """Newest checkpoint of a run that verifies; damaged ones are skipped, saying so."""
+def load_latest(run_dir: str, log=print) -> dict | None:
+    """load_checkpoint of the newest checkpoint of a run that loads; damaged ones are skipped,
+    saying so. None if there is none."""
     for _, path in reversed(list_checkpoints(run_dir)):
         try:
-            read_state(path)
-            return path
+            return load_checkpoint(path)
         except CheckpointError as e:
             log(f"skipping checkpoint {path}: {e}")
     return None
@@ -186,7 +202,7 @@ def clean_temporary(run_dir: str) -> None:
     .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
     checkpoint swapped out for a re-save of the same step (step_*.old-*) is put back if the new one
     never arrived. Only call this while holding the run folder's lock."""
-    root = os.path.join(run_dir, "checkpoints")
+    root = layout.checkpoints_dir(run_dir)
     if os.path.isdir(root):
         for name in os.listdir(root):
             path = os.path.join(root, name)
@@ -194,7 +210,7 @@ def clean_temporary(run_dir: str) -> None:
                 os.rename(path, os.path.join(root, name.split(".old-")[0]))
             elif name.startswith(".") or ".old-" in name:
                 shutil.rmtree(path, ignore_errors=True)
-    for folder in (run_dir, os.path.join(run_dir, "samples")):
+    for folder in (run_dir, layout.samples_dir(run_dir)):
         if os.path.isdir(folder):
             for name in os.listdir(folder):
                 if _ATOMIC_LEFTOVER.match(name) and os.path.isfile(os.path.join(folder, name)):
@@ -205,10 +221,10 @@ def load_generator(ckpt: str):
     """(G in eval mode, Config) rebuilt from a checkpoint folder alone."""
     from .models import build_generator
 
-    meta = read_state(ckpt)
+    meta = read_state(ckpt, verify=False)
     cfg = checkpoint_config(meta)
     G = build_generator(cfg.model)
-    G.set_state_dict(paddle.load(os.path.join(ckpt, "G.pdparams")))
+    G.set_state_dict(_load_state_dict(ckpt, meta, STATE_DICTS["G"]))  # verified as it is read
     G.eval()
     return G, cfg
 

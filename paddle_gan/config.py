@@ -13,13 +13,18 @@ from dataclasses import dataclass, field
 
 import yaml
 
-MODEL_NAMES = ("dcgan", "dcgan_dense", "mlp")
-DATASET_NAMES = ("mnist", "fashion_mnist", "image_folder", "cifar10")
-EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage")
+from .errors import ConfigError
+from .models import MODELS
 
-
-class ConfigError(ValueError):
-    """A bad config file, key or value; the message is one line and names the key."""
+# The choices of each config key that has a fixed list, written once and imported where needed.
+MODEL_NAMES = tuple(MODELS)  # model.name
+DATASET_NAMES = ("mnist", "fashion_mnist", "image_folder", "cifar10")  # data.name
+SPLITS = ("train", "test")  # data.split
+EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage")  # train.eval_metric
+EXTRACTORS = ("auto", "lenet", "inception")  # train.eval_extractor, tools/eval.py --extractor
+CONVS = ("auto", "onednn", "paddle")  # train.conv
+AMP = ("", "float16", "bfloat16")  # train.amp
+INITS = ("dcgan", "paddle")  # model.init
 
 
 @dataclass
@@ -58,7 +63,7 @@ class TrainConfig:
     steps: int = 10000  # total G updates; each step is one D update then one G update
     batch_size: int = 64  # images per D and per G update
     seed: int = 0  # same seed + same config -> identical weights on CPU
-    log_every: int = 50  # steps between status lines, metrics.jsonl rows and VisualDL points
+    log_every: int = 50  # steps between status lines, rows of the metrics log and VisualDL points
     sample_every: int = 500  # steps between fixed-noise sample grids; 0 = at the end of every data epoch (first and last step always get one)
     save_every: int = 1000  # steps between checkpoints (the last step is always saved)
     keep_checkpoints: int = 3  # newest checkpoints kept on disk (0 = keep all)
@@ -207,7 +212,7 @@ def validate(cfg: Config) -> None:
 
     need(m.name in MODEL_NAMES, "model.name", f"unknown model {m.name!r} (choose from {', '.join(MODEL_NAMES)})")
     need(d.name in DATASET_NAMES, "data.name", f"unknown dataset {d.name!r} (choose from {', '.join(DATASET_NAMES)})")
-    need(d.split in ("train", "test"), "data.split", f"must be train or test, got {d.split!r}")
+    need(d.split in SPLITS, "data.split", f"must be train or test, got {d.split!r}")
     need(d.name != "image_folder" or d.root != "", "data.root", "image_folder needs data.root (a folder of images)")
     need(d.limit >= 0, "data.limit", "must be >= 0")
     need(m.z_dim >= 1, "model.z_dim", "must be >= 1")
@@ -222,7 +227,7 @@ def validate(cfg: Config) -> None:
     need(len(m.g_hidden) >= 1 and min(m.g_hidden) >= 1, "model.g_hidden", "needs >= 1 positive size")
     need(len(m.d_hidden) >= 1 and min(m.d_hidden) >= 1, "model.d_hidden", "needs >= 1 positive size")
     need(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
-    need(m.init in ("dcgan", "paddle"), "model.init", f"must be dcgan or paddle, got {m.init!r}")
+    need(m.init in INITS, "model.init", f"must be dcgan or paddle, got {m.init!r}")
     need(t.steps >= 0, "train.steps", "must be >= 0")
     need(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     for key in ("log_every", "save_every"):
@@ -234,10 +239,10 @@ def validate(cfg: Config) -> None:
     need(t.eval_samples >= 10, "train.eval_samples", "must be >= 10")
     need(t.eval_metric in EVAL_METRICS, "train.eval_metric",
          f"unknown score {t.eval_metric!r} (choose from {', '.join(EVAL_METRICS)})")
-    need(t.eval_extractor in ("auto", "lenet", "inception"), "train.eval_extractor",
+    need(t.eval_extractor in EXTRACTORS, "train.eval_extractor",
          f"must be auto, lenet or inception, got {t.eval_extractor!r}")
-    need(t.conv in ("auto", "onednn", "paddle"), "train.conv", f"must be auto, onednn or paddle, got {t.conv!r}")
-    need(t.amp in ("", "float16", "bfloat16"), "train.amp", f"must be \"\" (off), float16 or bfloat16, got {t.amp!r}")
+    need(t.conv in CONVS, "train.conv", f"must be auto, onednn or paddle, got {t.conv!r}")
+    need(t.amp in AMP, "train.amp", f"must be \"\" (off), float16 or bfloat16, got {t.amp!r}")
     for name in ("opt_G", "opt_D"):
         o = getattr(cfg, name)
         need(o.lr > 0, f"{name}.lr", "must be > 0")

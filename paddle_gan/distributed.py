@@ -13,7 +13,7 @@ With world size W > 1:
 - G and D are each wrapped in paddle.DataParallel (parameters broadcast from rank 0 at the start,
   gradients averaged over ranks in every backward). On GPU, BatchNorm becomes SyncBatchNorm; on CPU
   each process normalises its own part of the batch (plain per-replica BatchNorm).
-- Rank 0 alone writes the run folder (lock, checkpoints, samples, metrics.jsonl, VisualDL,
+- Rank 0 alone writes the run folder (lock, checkpoints, sample grids, the metrics log, VisualDL,
   evaluation). Logged losses are means over ranks, and every step the ranks agree on whether a
   signal asks them to stop, so all stop after the same step and rank 0 saves it.
 """

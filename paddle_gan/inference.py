@@ -1,5 +1,5 @@
-"""Putting a trained generator to use: sampling, latent interpolation, and export for inference.
-Everything works from a checkpoint folder alone (checkpoint.load_generator)."""
+"""Putting a trained generator to use: generating images, latent interpolation, and export for
+inference. Everything works from a checkpoint folder alone (checkpoint.load_generator)."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,26 @@ import os
 import numpy as np
 import paddle
 
+from . import seeds
 from .utils import atomic_write_text
 
 
+def generate(G, z: np.ndarray, batch: int = 256) -> np.ndarray:
+    """G(z) in eval mode (BatchNorm running statistics) without touching training state."""
+    was_training = G.training
+    G.eval()
+    try:
+        with paddle.no_grad():
+            out = [G(paddle.to_tensor(z[i:i + batch])).numpy() for i in range(0, len(z), batch)]
+    finally:
+        if was_training:
+            G.train()
+    return np.concatenate(out)
+
+
 def sample_noise(seed: int, num: int, z_dim: int) -> np.ndarray:
-    return np.random.default_rng([seed, 3]).standard_normal((num, z_dim)).astype(np.float32)
+    """The z of tools/generate.py: the same seed gives the same images."""
+    return seeds.normal(seed, seeds.SAMPLE_NOISE, num, z_dim)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""Run logging: metrics.jsonl (the record), sample PNGs, and the VisualDL view of both.
+"""Run logging: the metrics log (one JSON row per interval: the record), the sample grid PNGs,
+and the VisualDL view of both (file names: layout.py).
 
-metrics.jsonl and samples/ are the source of truth. VisualDL shows only the newest vdlrecords file
-of a folder, so a resumed run cannot simply add a second file, and appending to the old one would
-keep points logged after the checkpoint a run resumes from (a run killed between two saves).
-Instead the logger owns one file, vdl/vdlrecords.paddle_gan.log, and on every start deletes it and
-replays metrics.jsonl and samples/ up to the resume step (with the original wall times), then keeps
-appending. Rows and grids past the resume step are dropped first, so every step appears once; a kill
+The metrics log and the sample grids are the source of truth. VisualDL shows only the newest
+vdlrecords file of a folder, so a resumed run cannot simply add a second file, and appending to the
+old one would keep points logged after the checkpoint a run resumes from (a run killed between two
+saves). Instead the logger owns one file in the VisualDL folder, vdlrecords.paddle_gan.log, and on
+every start deletes it and replays the metrics log and the sample grids up to the resume step (with
+the original wall times), then keeps appending. Rows and grids past the resume step are dropped first, so every step appears once; a kill
 during the replay is harmless, as the next start replays again.
 """
 from __future__ import annotations
@@ -13,24 +14,23 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import sys
 import time
 
 import numpy as np
 
+from . import layout
 from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
 
-VDL_FILE = "vdlrecords.paddle_gan.log"
-# metrics.jsonl key -> VisualDL tag; any other numeric key is shown as metrics/<key>
+IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
+# metrics log key -> VisualDL tag; any other numeric key is shown as metrics/<key>
 TAGS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_real": "D/real", "D_fake": "D/fake",
         "lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
 NOT_PLOTTED = ("step", "time", "epoch")
-_SAMPLE = re.compile(r"step_(\d{7,})\.png$")
 
 
 def read_metrics(path: str) -> list[dict]:
-    """Rows of a metrics.jsonl; a torn last line (a kill mid-write) is ignored."""
+    """Rows of a metrics log; a torn last line (a kill mid-write) is ignored."""
     rows = []
     if os.path.isfile(path):
         with open(path) as f:
@@ -40,12 +40,6 @@ def read_metrics(path: str) -> list[dict]:
                 except ValueError:
                     continue
     return rows
-
-
-def sample_files(samples_dir: str) -> list[tuple[int, str]]:
-    out = [(int(m.group(1)), p) for p in glob.glob(os.path.join(samples_dir, "step_*.png"))
-           if (m := _SAMPLE.search(p))]
-    return sorted(out)
 
 
 def tag_for(key: str) -> str:
@@ -58,26 +52,26 @@ class RunLogger:
     def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10):
         from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
 
-        self.metrics_path = os.path.join(run_dir, "metrics.jsonl")
-        self.samples_dir = os.path.join(run_dir, "samples")
-        os.makedirs(self.samples_dir, exist_ok=True)
+        self.run_dir = run_dir
+        self.metrics_path = layout.metrics_path(run_dir)
+        os.makedirs(layout.samples_dir(run_dir), exist_ok=True)
         rows = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= start_step]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         samples = []
-        for step, path in sample_files(self.samples_dir):
+        for step, path in layout.sample_files(run_dir):
             if step > start_step:
                 os.unlink(path)
             else:
                 samples.append((step, path))
-        vdl_dir = os.path.join(run_dir, "vdl")
+        vdl_dir = layout.vdl_dir(run_dir)
         os.makedirs(vdl_dir, exist_ok=True)
         for old in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):  # ours included: replayed below
             os.unlink(old)
-        self.vdl = LogWriter(logdir=vdl_dir, file_name=VDL_FILE, flush_secs=flush_secs)
+        self.vdl = LogWriter(logdir=vdl_dir, file_name=layout.VDL_RECORDS, flush_secs=flush_secs)
         for row in rows:
             self._vdl_scalars(row)
         for step, path in samples:
-            self.vdl.add_image("samples", read_png(path), step, walltime=int(os.path.getmtime(path) * 1000))
+            self.vdl.add_image(IMAGE_TAG, read_png(path), step, walltime=int(os.path.getmtime(path) * 1000))
         self._metrics = open(self.metrics_path, "a")
 
     def _vdl_scalars(self, row: dict) -> None:
@@ -87,7 +81,7 @@ class RunLogger:
                 self.vdl.add_scalar(tag_for(key), float(value), row["step"], walltime=wall)
 
     def scalars(self, row: dict) -> None:
-        """One metrics.jsonl row ({'step': ..., name: value}); also plotted in VisualDL."""
+        """One metrics log row ({'step': ..., name: value}); also plotted in VisualDL."""
         row = dict(row, time=row.get("time", time.time()))
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
@@ -95,9 +89,9 @@ class RunLogger:
 
     def image(self, step: int, grid: np.ndarray) -> str:
         """Save a uint8 HWC sample grid as samples/step_XXXXXXX.png and show it in VisualDL."""
-        path = os.path.join(self.samples_dir, f"step_{step:07d}.png")
+        path = layout.sample_path(self.run_dir, step)
         atomic_write_bytes(path, encode_png(grid))
-        self.vdl.add_image("samples", np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid, step)
+        self.vdl.add_image(IMAGE_TAG, np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid, step)
         return path
 
     def flush(self) -> None:

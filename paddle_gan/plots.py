@@ -3,11 +3,11 @@ sample grids, as encoded bytes (curves_png, progress_gif) or written atomically 
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 
-from .logger import read_metrics, sample_files
+from . import layout
+from .logger import read_metrics
 from .utils import atomic_write_bytes, read_png
 
 SKIP = ("step", "time", "epoch", "img_per_s", "lr_G", "lr_D")
@@ -67,7 +67,7 @@ def progress_gif(frames: list[np.ndarray], ms_per_frame: int = 300) -> bytes:
 
 def write_progress_gif(run_dir: str, out_path: str) -> bool:
     """The run's samples/*.png as a GIF at out_path; False (nothing written) if there are none."""
-    frames = [read_png(path) for _, path in sample_files(os.path.join(run_dir, "samples"))]
+    frames = [read_png(path) for _, path in layout.sample_files(run_dir)]
     if not frames:
         return False
     atomic_write_bytes(out_path, progress_gif(frames))
@@ -75,9 +75,9 @@ def write_progress_gif(run_dir: str, out_path: str) -> bool:
 
 
 def write_run_pictures(run_dir: str, gif: bool) -> None:
-    """The end-of-run pictures: curves.png from metrics.jsonl, and progress.gif if asked."""
-    rows = read_metrics(os.path.join(run_dir, "metrics.jsonl"))
+    """The end-of-run pictures: curves.png from the metrics log, and progress.gif if asked."""
+    rows = read_metrics(layout.metrics_path(run_dir))
     if rows:
-        atomic_write_bytes(os.path.join(run_dir, "curves.png"), curves_png(rows))
+        atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows))
     if gif:
-        write_progress_gif(run_dir, os.path.join(run_dir, "progress.gif"))
+        write_progress_gif(run_dir, layout.progress_gif_path(run_dir))

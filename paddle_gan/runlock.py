@@ -19,16 +19,13 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-LOCK_FILE = "train.lock"
-
-
-class RunLockedError(RuntimeError):
-    """Another process trains in this run folder; the message is one line naming it."""
+from . import layout
+from .errors import RunLockedError
 
 
 class RunLock:
     def __init__(self, run_dir: str, warn=print):
-        self.path = os.path.join(run_dir, LOCK_FILE)
+        self.path = layout.lock_path(run_dir)
         self._warn = warn
         self._fd = None
 

@@ -17,14 +17,15 @@ import pytest
 
 from paddle_gan import data as D
 from paddle_gan.data import BUNDLED_DIR, BatchStream, DataError
+from paddle_gan.data import idx as IDX
 
 
 @pytest.fixture
 def no_default_dirs(tmp_path, monkeypatch):
     """Hide Paddle's cache, Debian's folder and the bundled copy: only data.root counts."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(D, "DEBIAN_FASHION_DIR", str(tmp_path / "no-debian"))
-    monkeypatch.setattr(D, "BUNDLED_DIR", str(tmp_path / "no-bundle"))
+    monkeypatch.setattr(IDX, "DEBIAN_FASHION_DIR", str(tmp_path / "no-debian"))
+    monkeypatch.setattr(IDX, "BUNDLED_DIR", str(tmp_path / "no-bundle"))
 
 
 def test_bundled_fashion_mnist():
@@ -53,7 +54,7 @@ def test_raw_idx_in_data_root_paddle_cache_and_debian_folder(tmp_path, no_defaul
     shutil.copytree(root, cache)
     assert len(D.load_idx_dataset("mnist", "", "test", 28, 1, download=False)) == 10000
     # Fashion-MNIST from Debian's dataset-fashion-mnist folder
-    monkeypatch.setattr(D, "DEBIAN_FASHION_DIR", str(root))
+    monkeypatch.setattr(IDX, "DEBIAN_FASHION_DIR", str(root))
     assert len(D.load_idx_dataset("fashion_mnist", "", "test", 28, 1, download=False)) == 10000
 
 

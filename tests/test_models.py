@@ -12,7 +12,7 @@ from paddle import nn
 from conftest import CONFIGS
 from paddle_gan.config import Config, MODEL_NAMES, load_config
 from paddle_gan.models import MODELS, build_generator, build_models
-from paddle_gan.train import make_optimizers, train_step
+from paddle_gan.step import make_optimizers, train_step
 
 
 def layers_of(model, kind):
@@ -142,7 +142,7 @@ def test_bce_is_stable_for_extreme_logits():
 def test_freezing_D_in_the_G_step_changes_nothing_but_the_work():
     """train_step skips D's weight gradients in the G step; G and D come out bit-identical to the
     plain formulation, where the G step's backward also fills D's (unused) gradients."""
-    from paddle_gan.train import _bce
+    from paddle_gan.step import _bce
 
     def plain_step(G, D, opt_G, opt_D, real, z):
         fake = G(z)

@@ -19,6 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main(argv=None) -> int:
+    from paddle_gan.config import EXTRACTORS
+    from paddle_gan.errors import run_tool
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint folder (e.g. <run>/checkpoints/best)")
@@ -27,27 +30,21 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the z batch and the KID subsets")
     p.add_argument("--data", metavar="DATA[:SPLIT]", help="reference data (default: the checkpoint's)")
     p.add_argument("--data-root", help="folder of the reference data (default: the usual places)")
-    p.add_argument("--extractor", default="auto", choices=["auto", "lenet", "inception"])
+    p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
     p.add_argument("--inception-weights", help="FID Inception weights (.pdparams, or pytorch-fid's .pth)")
     p.add_argument("--img-size", type=int, default=32, help="with --real: the size images are scored at")
     args = p.parse_args(argv)
     if args.num < 10:
         p.error("--num must be >= 10")
-    from paddle_gan.checkpoint import CheckpointError
-    from paddle_gan.data import DataError
     from paddle_gan.metrics import evaluate_checkpoint
 
-    try:
+    def body() -> int:
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
                                      args.inception_weights, args.real, args.img_size)
-    except (CheckpointError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # e.g. a read-only run folder for metric-*.jsonl
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(record))
-    return 0
+        print(json.dumps(record))
+        return 0
+
+    return run_tool(body)
 
 
 if __name__ == "__main__":

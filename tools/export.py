@@ -23,21 +23,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
     args = p.parse_args(argv)
-    from paddle_gan.checkpoint import CheckpointError, load_generator
+    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.errors import run_tool
     from paddle_gan.inference import export_generator
 
-    try:
+    def body() -> int:
         G, cfg = load_generator(args.checkpoint)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
         prefix = export_generator(G, cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint))
-    except OSError as e:
-        print(f"error: cannot write {args.out}: {e}", file=sys.stderr)
-        return 1
-    print(f"exported to {prefix}.* (load with paddle.jit.load('{prefix}')); see {args.out}/export.json")
-    return 0
+        print(f"exported to {prefix}.* (load with paddle.jit.load('{prefix}')); see {args.out}/export.json")
+        return 0
+
+    return run_tool(body)
 
 
 if __name__ == "__main__":

@@ -28,26 +28,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.num < 1 or args.interpolate < 0 or args.steps < 2:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
-    from paddle_gan.checkpoint import CheckpointError, load_generator
-    from paddle_gan.inference import interpolation_z, sample_noise
+    from paddle_gan import layout
+    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.errors import DataError, run_tool
+    from paddle_gan.inference import generate, interpolation_z, sample_noise
     from paddle_gan.plots import write_progress_gif
-    from paddle_gan.train import generate
     from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
 
-    try:
+    def body() -> int:
         G, cfg = load_generator(args.checkpoint)
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
         os.makedirs(args.out, exist_ok=True)
         written = []
         if args.gif:
-            run_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.checkpoint)))
-            written.append(os.path.join(args.out, "progress.gif"))
-            if not write_progress_gif(run_dir, written[-1]):
-                print(f"error: {os.path.join(run_dir, 'samples')}: no sample grids to assemble", file=sys.stderr)
-                return 2
+            run_dir = layout.run_of_checkpoint(args.checkpoint)
+            written.append(os.path.join(args.out, layout.PROGRESS_GIF))
+            if run_dir is None or not write_progress_gif(run_dir, written[-1]):
+                raise DataError(f"{args.checkpoint}: no sample grids to assemble (no run folder with "
+                                f"{layout.SAMPLES}/ around this checkpoint)")
         elif args.interpolate:
             z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
             for i, strip in enumerate(z):
@@ -62,11 +59,10 @@ def main(argv=None) -> int:
                 for i, img in enumerate(images):
                     written.append(os.path.join(args.out, f"{i:06d}.png"))
                     atomic_write_bytes(written[-1], encode_png(make_grid(img[None], pad=0)))
-    except OSError as e:  # an --out that cannot be written, an unreadable sample grid
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(written)} file(s) to {args.out}" + (f": {written[0]}" if len(written) == 1 else ""))
-    return 0
+        print(f"wrote {len(written)} file(s) to {args.out}" + (f": {written[0]}" if len(written) == 1 else ""))
+        return 0
+
+    return run_tool(body)
 
 
 if __name__ == "__main__":

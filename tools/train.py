@@ -24,8 +24,8 @@ def main(argv=None) -> int:
                         "or a checkpoint folder (or a run folder)")
     args = p.parse_args(argv)
     try:
-        from paddle_gan.train import run
-    except ImportError as e:
+        from paddle_gan.cli import run
+    except ImportError as e:  # no Paddle: paddle_gan's one-line install hint
         print(f"error: {e}", file=sys.stderr)
         return 2
     return run(config=args.config, overrides=args.override, output=args.output, resume=args.resume)

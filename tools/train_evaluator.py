@@ -22,17 +22,15 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0, help="train on the first N images only (0 = all)")
     p.add_argument("--out", help="weights file (default: paddle_gan/metrics/weights/lenet_<data>.pdparams)")
     args = p.parse_args(argv)
-    from paddle_gan.data import DataError
+    from paddle_gan.errors import run_tool
     from paddle_gan.metrics.lenet import train_lenet
 
-    try:
-        info = train_lenet(args.data, args.root, epochs=args.epochs, seed=args.seed, out=args.out,
-                           limit=args.limit)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"test accuracy {info['test_accuracy']:.4f}; weights {info['weights']}")
-    return 0
+    def body() -> int:
+        info = train_lenet(args.data, args.root, epochs=args.epochs, seed=args.seed, out=args.out, limit=args.limit)
+        print(f"test accuracy {info['test_accuracy']:.4f}; weights {info['weights']}")
+        return 0
+
+    return run_tool(body)
 
 
 if __name__ == "__main__":

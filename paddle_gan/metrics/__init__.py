@@ -15,7 +15,10 @@ import os
 
 import numpy as np
 
+from .. import layout, seeds
+from ..config import EXTRACTORS
 from ..data import DataError, build_dataset, cache_dir, to_float
+from ..inference import generate
 from ..utils import atomic_write
 from .scores import (density_coverage, feature_stats, fid_from_features, frechet_distance, inception_score,
                      kid, precision_recall)
@@ -24,7 +27,6 @@ __all__ = ["evaluate", "evaluate_images", "make_extractor", "real_features", "sc
            "frechet_distance", "feature_stats", "fid_from_features", "kid", "inception_score",
            "precision_recall", "density_coverage", "EXTRACTORS", "LOWER_IS_BETTER"]
 
-EXTRACTORS = ("auto", "lenet", "inception")
 LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, coverage): higher is better
 
 
@@ -44,11 +46,11 @@ def make_extractor(name: str, dataset: str, channels: int, inception_weights: st
     return InceptionExtractor(inception_weights)
 
 
-def _subset(images: np.ndarray, num: int, seed) -> np.ndarray:
-    """`num` images drawn without replacement by `seed` (in their stored order), or all if fewer."""
+def _subset(images: np.ndarray, num: int, rng: np.random.Generator) -> np.ndarray:
+    """`num` images drawn without replacement by `rng` (in their stored order), or all if fewer."""
     if num >= len(images):
         return images
-    return images[np.sort(np.random.default_rng(seed).choice(len(images), num, replace=False))]
+    return images[np.sort(rng.choice(len(images), num, replace=False))]
 
 
 def real_features(extractor, data_cfg, model_cfg, num: int):
@@ -64,7 +66,7 @@ def real_features(extractor, data_cfg, model_cfg, num: int):
                 return z["features"], (z["probs"] if "probs" in z.files else None)
         except (OSError, ValueError, KeyError):
             pass  # unreadable cache: recompute and overwrite
-    images = _subset(build_dataset(data_cfg, model_cfg).images, num, 0)
+    images = _subset(build_dataset(data_cfg, model_cfg).images, num, seeds.reference_rng())
     feats, probs = [], []
     for i in range(0, len(images), 1000):  # uint8 -> float a chunk at a time
         f, p = extractor.features_and_probs(to_float(images[i:i + 1000]))
@@ -89,7 +91,7 @@ def scores_from_features(real: np.ndarray, fake: np.ndarray, fake_probs: np.ndar
 
 
 def eval_noise(seed: int, num: int, z_dim: int) -> np.ndarray:
-    return np.random.default_rng([seed, 2]).standard_normal((num, z_dim)).astype(np.float32)
+    return seeds.normal(seed, seeds.EVAL_NOISE, num, z_dim)
 
 
 def evaluate_images(images: np.ndarray, extractor, data_cfg, model_cfg, seed: int = 0,
@@ -103,8 +105,6 @@ def evaluate_images(images: np.ndarray, extractor, data_cfg, model_cfg, seed: in
 def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None) -> dict[str, float]:
     """Scores of generator G (a model of config cfg) from `num` samples of z ~ N(0, I) drawn with
     `seed`, against `num` real images of data_cfg (default: the run's own dataset and split)."""
-    from ..train import generate
-
     data_cfg = data_cfg or cfg.data
     extractor = extractor or make_extractor("auto", data_cfg.name, cfg.model.channels)
     images = generate(G, eval_noise(seed, num, cfg.model.z_dim))
@@ -115,13 +115,13 @@ def parse_data(spec: str, base):
     """'name[:split]' -> a copy of DataConfig `base` with that dataset (and split) set."""
     import copy
 
-    from ..config import DATASET_NAMES
+    from ..config import DATASET_NAMES, SPLITS
 
     d = copy.deepcopy(base)
     name, _, split = spec.partition(":")
     if name not in DATASET_NAMES:
         raise DataError(f"--data {spec}: unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
-    if split and split not in ("train", "test"):
+    if split and split not in SPLITS:
         raise DataError(f"--data {spec}: split must be train or test, got {split!r}")
     if name != d.name:
         d.root, d.limit = "", 0
@@ -159,15 +159,14 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         what = {"checkpoint": os.path.abspath(ckpt), "step": step}
     else:
         fake_cfg = parse_data(real, ref)
-        images = _subset(build_dataset(fake_cfg, cfg.model).images, num, [seed, 4])
+        images = _subset(build_dataset(fake_cfg, cfg.model).images, num, seeds.rng(seed, seeds.REAL_SUBSET))
         scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num)
         what = {"real": f"{fake_cfg.name}:{fake_cfg.split}", "num_fake": len(images)}
     record = {**what, "reference": f"{ref.name}:{ref.split}", "num": num, "seed": seed, "extractor": ex.name,
               "img_size": cfg.model.img_size, **scores, "time": time.time()}
-    if ckpt:
-        run_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt)))
-        if os.path.isdir(os.path.join(run_dir, "checkpoints")):
-            path = os.path.join(run_dir, f"metric-{ex.name}.jsonl")
+    run_dir = layout.run_of_checkpoint(ckpt) if ckpt else None
+    if run_dir and layout.is_run(run_dir):
+            path = layout.eval_record_path(run_dir, ex.name)
             old = ""
             if os.path.isfile(path):
                 with open(path) as f:

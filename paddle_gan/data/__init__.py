@@ -1,0 +1,39 @@
+"""Datasets (MNIST / Fashion-MNIST IDX, image folders, CIFAR-10) and the resumable batch stream.
+
+Every dataset is decoded once into a uint8 array `images` of shape [N, C, S, S] (S = model.img_size)
+and served as float32 in [-1, 1]. These datasets are small enough to hold in memory, and batching
+by fancy indexing beats worker processes for them; the batch order is a pure function of
+(seed, epoch), so a saved position (epoch, offset) continues the exact same stream after a resume.
+
+One module per job: idx.py (MNIST, Fashion-MNIST), cifar.py, image_folder.py, download.py (where
+files are looked for, and fetching them), arrays.py (what every loader shares), stream.py (BatchStream).
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import DataError
+from .arrays import ArrayDataset, cache_dir, resize_square, to_float
+from .cifar import load_cifar10
+from .download import download, locate, paddle_data_home
+from .idx import BUNDLED_DIR, DEBIAN_FASHION_DIR, IDX_SOURCES, load_idx_dataset, read_idx
+from .image_folder import load_image_folder
+from .stream import BatchStream
+
+__all__ = ["ArrayDataset", "BatchStream", "BUNDLED_DIR", "DEBIAN_FASHION_DIR", "DataError", "IDX_SOURCES",
+           "build_dataset", "cache_dir", "download", "load_cifar10", "load_idx_dataset", "load_image_folder",
+           "locate", "paddle_data_home", "read_idx", "resize_square", "to_float"]
+
+
+def build_dataset(data, model) -> ArrayDataset:
+    """The dataset named by a DataConfig, shaped for a ModelConfig."""
+    if data.root and os.path.isfile(data.root):  # would otherwise be passed over for the next place to look
+        raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
+    if data.name in IDX_SOURCES:
+        return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels,
+                                data.download, data.limit)
+    if data.name == "cifar10":
+        return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+    if data.name == "image_folder":
+        return load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache)
+    raise DataError(f"data.name: unknown dataset {data.name!r}")

@@ -1,0 +1,74 @@
+"""MNIST and Fashion-MNIST from IDX files (gzipped or raw): data.root, Paddle's cache, Debian's
+dataset-fashion-mnist folder, and the Fashion-MNIST test split bundled in the package."""
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import ArrayDataset, log, resize_square, take_first
+from .download import locate, paddle_data_home
+
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_data", "fashion_mnist")
+DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
+
+# name -> (Paddle cache sub-folder, download prefix, {file name: MD5}); same mirrors as paddle.vision
+IDX_SOURCES = {
+    "mnist": ("mnist", "https://dataset.bj.bcebos.com/mnist/", {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}),
+    "fashion_mnist": ("fashion-mnist", "https://dataset.bj.bcebos.com/fashion_mnist/", {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
+}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (.gz or raw) of unsigned bytes; checks the magic number and the length."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if path.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    size = int(np.prod(dims))
+    if len(raw) - header != size:
+        raise DataError(f"{path}: truncated or oversized IDX file (expected {size} data bytes for "
+                        f"shape {dims}, found {len(raw) - header})")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: int,
+                     download: bool = True, limit: int = 0) -> ArrayDataset:
+    """MNIST or Fashion-MNIST from IDX files: data.root, Paddle's cache, Debian's folder, bundled copy."""
+    if channels != 1:
+        raise DataError(f"{name} is greyscale: set model.channels=1 (got {channels})")
+    sub, _, _ = IDX_SOURCES[name]
+    dirs = ([root] if root else []) + [os.path.join(paddle_data_home(), sub)]
+    if name == "fashion_mnist":
+        dirs += [DEBIAN_FASHION_DIR, BUNDLED_DIR]
+    prefix = "train" if split == "train" else "t10k"
+    paths = [locate(name, f"{prefix}-{kind}-idx{d}-ubyte.gz", dirs, IDX_SOURCES[name], download)
+             for kind, d in (("images", 3), ("labels", 1))]
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"{paths[0]}: expected [N, H, W] images with N labels, got {images.shape} / {labels.shape}")
+    images, labels = take_first(images, labels.astype(np.int64), limit)
+    if images.shape[1] != img_size:
+        images = np.stack([resize_square(im, img_size) for im in images])
+    log(f"{name} {split}: {len(images)} images from {os.path.dirname(paths[0])}")
+    return ArrayDataset(np.ascontiguousarray(images[:, None]), labels, name=name)

@@ -1,0 +1,52 @@
+"""The resumable batch stream: shuffled batches whose order is a pure function of (seed, epoch)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError
+from .arrays import to_float
+
+
+class BatchStream:
+    """Endless shuffled batches (last partial batch of an epoch dropped).
+
+    The order of epoch e is permutation(N) from a generator seeded with (seed, e); the position is
+    (epoch, offset), so a stream rebuilt from a saved position yields exactly the batches the
+    original stream would have yielded next.
+
+    With `world` > 1 processes, each step takes the next global batch of world * batch_size indices
+    and process `rank` gets its own disjoint part of it. The position counts global images, so a
+    checkpoint saved by any number of processes continues the same order with any other number.
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int, seed: int, epoch: int = 0, offset: int = 0,
+                 rank: int = 0, world: int = 1):
+        self.global_batch = batch_size * world
+        if len(images) < self.global_batch:
+            need = f"train.batch_size={batch_size}" + (f" x {world} processes" if world > 1 else "")
+            raise DataError(f"dataset has {len(images)} images, fewer than {need}")
+        self.images, self.batch_size, self.seed, self.rank = images, batch_size, seed, rank
+        self.epoch, self.offset = epoch, offset
+        self._perm_epoch, self._perm = None, None
+
+    def _order(self) -> np.ndarray:
+        if self._perm_epoch != self.epoch:
+            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.images))
+            self._perm_epoch = self.epoch
+        return self._perm
+
+    def next(self) -> np.ndarray:
+        if self.epoch_done:
+            self.epoch, self.offset = self.epoch + 1, 0
+        start = self.offset + self.rank * self.batch_size
+        idx = np.sort(self._order()[start:start + self.batch_size])  # sorted: faster gather
+        self.offset += self.global_batch
+        return to_float(self.images[idx])
+
+    @property
+    def epoch_done(self) -> bool:
+        """True when the next batch starts a new epoch."""
+        return self.offset + self.global_batch > len(self.images)
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "offset": self.offset}

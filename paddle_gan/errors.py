@@ -1,0 +1,51 @@
+"""What a failure means to the person at the terminal: the package's error kinds, and the one place
+that turns them into an `error: ...` line on stderr and an exit code, for every tools/*.py.
+
+Exit codes: 0 done; 2 bad input (a config key, a data file, a checkpoint, a run folder in use: the
+message names it); 1 the work cannot go on (diverged, disk full, an unwritable output); 130 / 143
+interrupted by SIGINT / SIGTERM.
+"""
+from __future__ import annotations
+
+import sys
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value, or command line; the message is one line and names the key."""
+
+
+class DataError(RuntimeError):
+    """Missing, unreadable or unsuitable data; the message is one line and names the file or folder."""
+
+
+class CheckpointError(RuntimeError):
+    """A missing, incomplete or damaged checkpoint; the message is one line and names the file."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process trains in this run folder; the message is one line naming it."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a non-finite loss, a full disk); the message names the step."""
+
+
+BAD_INPUT = (ConfigError, DataError, CheckpointError, RunLockedError)  # exit 2
+CANNOT_GO_ON = (TrainingError, OSError)  # exit 1 (OSError: an output that cannot be written)
+
+
+def fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def run_tool(body, interrupted: str = "interrupted") -> int:
+    """body() -> exit code, with every expected failure turned into one error line and its code."""
+    try:
+        return body()
+    except BAD_INPUT as e:
+        return fail(str(e), 2)
+    except CANNOT_GO_ON as e:
+        return fail(str(e), 1)
+    except KeyboardInterrupt:  # a Ctrl-C outside the training loop's own handling
+        return fail(interrupted, 130)

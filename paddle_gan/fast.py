@@ -1,0 +1,37 @@
+"""The speed switches applied to freshly built models: train.conv (paddle_gan.ops' oneDNN
+convolutions instead of Paddle's CPU kernels) and train.to_static. The trainer and
+benchmarks/bench_train.py both go through here, so they time and train the same thing.
+"""
+from __future__ import annotations
+
+import paddle
+
+from . import ops
+from .config import ConfigError
+from .logger import say
+
+
+def use_onednn_convs(choice: str, quiet: bool = False) -> bool:
+    """train.conv -> whether to switch the models' convolutions to paddle_gan.ops (oneDNN).
+    auto falls back to Paddle's kernels with a one-line note; onednn raises ConfigError instead."""
+    if choice == "paddle":
+        return False
+    try:
+        ops.load(announce=None if quiet else say)
+        return True
+    except ops.OpsError as e:
+        if choice == "onednn":
+            raise ConfigError(f"train.conv: onednn is not available here: {e} (train.conv=paddle uses Paddle's own)")
+        if not quiet:
+            say(f"note: Paddle's own convolutions (train.conv=auto; the faster oneDNN ones are unavailable: {e})")
+        return False
+
+
+def faster(G, D, t, onednn: bool):
+    """train.conv (oneDNN convolutions, when `onednn`) and train.to_static (`t` = cfg.train) applied
+    to G and D in place; parameters, state-dict keys and optimizer state stay as they are."""
+    for model in (G, D) if onednn else ():
+        ops.use_onednn(model)
+    if t.to_static:
+        G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
+    return G, D

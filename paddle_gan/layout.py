@@ -1,0 +1,111 @@
+"""The run folder's layout: every file and folder name of a run, in one place.
+
+    <run>/config.yaml  metrics.jsonl  samples/step_XXXXXXX.png  vdl/  curves.png  progress.gif
+          metric-<extractor>.jsonl  train.lock
+          checkpoints/step_XXXXXXX/  checkpoints/best/
+
+Other modules ask for paths here and never spell these names themselves, so the layout can be read
+(and changed) in one file. A step is always written with 7 digits (more when it outgrows them).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+CONFIG = "config.yaml"  # the resolved config of the latest start
+METRICS = "metrics.jsonl"  # one JSON row per log interval and per evaluation
+SAMPLES = "samples"  # fixed-noise sample grids, one PNG per sampled step
+VDL = "vdl"  # VisualDL's logdir
+VDL_RECORDS = "vdlrecords.paddle_gan.log"  # the one record file in it (logger.RunLogger rebuilds it at every start)
+CURVES = "curves.png"
+PROGRESS_GIF = "progress.gif"
+LOCK = "train.lock"  # runlock.RunLock: one writer per run folder
+CHECKPOINTS = "checkpoints"
+BEST = "best"  # checkpoints/best/: the best evaluated checkpoint, kept apart from rotation
+
+_STEP = re.compile(r"^step_(\d{7,})$")
+_SAMPLE = re.compile(r"^step_(\d{7,})\.png$")
+
+
+def step_name(step: int) -> str:
+    """step_0000500: the name of a step's checkpoint folder (and, with .png, of its sample grid)."""
+    return f"step_{step:07d}"
+
+
+def parse_step(name: str) -> int | None:
+    """The step of a checkpoint folder name such as step_0000500, else None."""
+    m = _STEP.match(name)
+    return int(m.group(1)) if m else None
+
+
+def config_path(run: str) -> str:
+    return os.path.join(run, CONFIG)
+
+
+def metrics_path(run: str) -> str:
+    return os.path.join(run, METRICS)
+
+
+def samples_dir(run: str) -> str:
+    return os.path.join(run, SAMPLES)
+
+
+def sample_path(run: str, step: int) -> str:
+    return os.path.join(samples_dir(run), step_name(step) + ".png")
+
+
+def sample_files(run: str) -> list[tuple[int, str]]:
+    """(step, path) of every sample grid of a run, oldest first."""
+    found = [(int(m.group(1)), p) for p in glob.glob(os.path.join(samples_dir(run), "step_*.png"))
+             if (m := _SAMPLE.match(os.path.basename(p)))]
+    return sorted(found)
+
+
+def vdl_dir(run: str) -> str:
+    return os.path.join(run, VDL)
+
+
+def vdl_records_path(run: str) -> str:
+    return os.path.join(vdl_dir(run), VDL_RECORDS)
+
+
+def curves_path(run: str) -> str:
+    return os.path.join(run, CURVES)
+
+
+def progress_gif_path(run: str) -> str:
+    return os.path.join(run, PROGRESS_GIF)
+
+
+def lock_path(run: str) -> str:
+    return os.path.join(run, LOCK)
+
+
+def eval_record_path(run: str, extractor: str) -> str:
+    """metric-<extractor>.jsonl: one record per tools/eval.py call on the run's checkpoints."""
+    return os.path.join(run, f"metric-{extractor}.jsonl")
+
+
+def checkpoints_dir(run: str) -> str:
+    return os.path.join(run, CHECKPOINTS)
+
+
+def checkpoint_dir(run: str, step: int) -> str:
+    return os.path.join(checkpoints_dir(run), step_name(step))
+
+
+def best_dir(run: str) -> str:
+    return os.path.join(checkpoints_dir(run), BEST)
+
+
+def is_run(folder: str) -> bool:
+    """A folder that holds a checkpoints/ folder (a run folder, as opposed to a checkpoint folder)."""
+    return os.path.isdir(checkpoints_dir(folder))
+
+
+def run_of_checkpoint(ckpt: str) -> str | None:
+    """The run folder a checkpoint folder belongs to (<run>/checkpoints/<ckpt>), or None for a
+    checkpoint that lies anywhere else (e.g. one copied on its own)."""
+    parent = os.path.dirname(os.path.abspath(ckpt))
+    return os.path.dirname(parent) if os.path.basename(parent) == CHECKPOINTS else None

@@ -1,0 +1,38 @@
+"""Stopping on request: SIGINT or SIGTERM asks the training loop to stop after the current step
+(it then saves and exits 130 / 143); a second SIGINT aborts at once."""
+from __future__ import annotations
+
+import signal
+
+from .logger import say
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM ask the loop to stop after the current step; a second SIGINT aborts at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is not None:  # e.g. paddle.distributed.launch sends SIGTERM up to three times
+            return
+        self.signum = signum
+        say(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
+            f"(Ctrl-C again aborts without saving)")
+
+    def __enter__(self):
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.signum is not None:  # the process is on its way out: a repeated signal (launchers repeat
+            return                   # SIGTERM) must not reach Paddle's own handler, which aborts
+        for s, h in self._previous.items():
+            signal.signal(s, h)

@@ -2,6 +2,7 @@
 
 Layout of a checkpoint folder (layout.checkpoint_dir: `<run>/checkpoints/step_<7-digit step>/`):
   G.pdparams, D.pdparams   model state dicts (paddle.load + set_state_dict)
+  G_ema.pdparams           the EMA generator's state dict, in runs with train.ema
   G.pdopt, D.pdopt         Adam state dicts (moments, beta powers)
   fixed_noise.npy          the z batch behind every sample grid of the run
   state.json               written last: format, step, data position, seed, resolved config,
@@ -12,6 +13,7 @@ Loading reads each file once and checks its size and hash on the very bytes it d
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -30,8 +32,9 @@ from .utils import atomic_write_text, fsync_dir
 
 FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
-# what load_checkpoint returns -> the file it comes from
-STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D": "D.pdopt"}
+# what save_checkpoint takes and load_checkpoint returns -> the file it is kept in
+STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D": "D.pdopt", "G_ema": "G_ema.pdparams"}
+OPTIONAL = ("G_ema",)  # only in some runs (train.ema > 0)
 NOISE_FILE = "fixed_noise.npy"
 
 
@@ -49,11 +52,12 @@ def _write_paddle(obj, path: str) -> None:
         os.fsync(f.fileno())
 
 
-def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: np.ndarray,
+def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.ndarray,
                     state: dict, name: str | None = None) -> str:
     """Write checkpoint `step` under ckpt_root atomically; returns its folder (step_XXXXXXX, or `name`,
-    e.g. "best", replaced as a whole). `state` is the trainer state (data position, seed, config ...)
-    stored in state.json next to the file hashes."""
+    e.g. "best", replaced as a whole). `models`: {key of STATE_DICTS: object with a state_dict()}
+    (G, D, opt_G, opt_D, and G_ema if any). `state` is the trainer state (data position, seed,
+    config ...) stored in state.json next to the file hashes."""
     os.makedirs(ckpt_root, exist_ok=True)
     name = name or layout.step_name(step)
     final = os.path.join(ckpt_root, name)
@@ -61,7 +65,7 @@ def save_checkpoint(ckpt_root: str, step: int, G, D, opt_G, opt_D, fixed_noise: 
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        for key, obj in (("G", G), ("D", D), ("opt_G", opt_G), ("opt_D", opt_D)):
+        for key, obj in models.items():
             _write_paddle(obj.state_dict(), os.path.join(tmp, STATE_DICTS[key]))
         with open(os.path.join(tmp, NOISE_FILE), "wb") as f:
             np.save(f, np.asarray(fixed_noise, np.float32))
@@ -148,7 +152,8 @@ def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
     meta = meta or read_state(ckpt, verify=False)
     out = dict(meta, cfg=checkpoint_config(meta), path=ckpt)
     for key, name in STATE_DICTS.items():
-        out[key] = _load_state_dict(ckpt, meta, name)
+        if key not in OPTIONAL or name in meta["files"]:
+            out[key] = _load_state_dict(ckpt, meta, name)
     try:
         out["fixed_noise"] = np.load(io.BytesIO(_read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
     except ValueError as e:
@@ -217,14 +222,31 @@ def clean_temporary(run_dir: str) -> None:
                     os.unlink(os.path.join(folder, name))
 
 
-def load_generator(ckpt: str):
-    """(G in eval mode, Config) rebuilt from a checkpoint folder alone."""
+@dataclasses.dataclass
+class Generator:
+    """A generator rebuilt from a checkpoint folder alone, in eval mode, and what it is."""
+    G: object
+    cfg: object  # the run's Config
+    which: str  # "G_ema" (the EMA generator, used when the checkpoint has one) or "G"
+    step: int
+    classes: list  # names of the labels of a conditional model (model.num_classes of them), else []
+
+
+def open_generator(ckpt: str, raw: bool = False) -> Generator:
+    """The checkpoint's EMA generator if it has one (train.ema), else G; raw=True: G always."""
     from .models import build_generator
 
     meta = read_state(ckpt, verify=False)
     cfg = checkpoint_config(meta)
+    which = "G_ema" if STATE_DICTS["G_ema"] in meta["files"] and not raw else "G"
     G = build_generator(cfg.model)
-    G.set_state_dict(_load_state_dict(ckpt, meta, STATE_DICTS["G"]))  # verified as it is read
+    G.set_state_dict(_load_state_dict(ckpt, meta, STATE_DICTS[which]))  # verified as it is read
     G.eval()
-    return G, cfg
+    classes = meta.get("classes") or [str(i) for i in range(cfg.model.num_classes)]
+    return Generator(G, cfg, which, meta["step"], classes)
 
+
+def load_generator(ckpt: str, raw: bool = False):
+    """(G in eval mode, Config) rebuilt from a checkpoint folder alone (the EMA G if there is one)."""
+    g = open_generator(ckpt, raw)
+    return g.G, g.cfg

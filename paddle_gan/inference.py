@@ -12,13 +12,19 @@ from . import seeds
 from .utils import atomic_write_text
 
 
-def generate(G, z: np.ndarray, batch: int = 256) -> np.ndarray:
-    """G(z) in eval mode (BatchNorm running statistics) without touching training state."""
+def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
+    """G(z) (G(z, labels) for a conditional G) in eval mode (BatchNorm running statistics) without
+    touching training state."""
     was_training = G.training
     G.eval()
+    out = []
     try:
         with paddle.no_grad():
-            out = [G(paddle.to_tensor(z[i:i + batch])).numpy() for i in range(0, len(z), batch)]
+            for i in range(0, len(z), batch):
+                args = [paddle.to_tensor(z[i:i + batch])]
+                if labels is not None:
+                    args.append(paddle.to_tensor(np.asarray(labels[i:i + batch], np.int64)))
+                out.append(G(*args).numpy())
     finally:
         if was_training:
             G.train()
@@ -49,35 +55,64 @@ def interpolation_z(seed: int, strips: int, steps: int, z_dim: int) -> np.ndarra
     return np.stack([slerp(ends[2 * i], ends[2 * i + 1], t) for i in range(strips)])
 
 
+def class_index(spec: str, classes: list[str]) -> int:
+    """A class given on the command line, by index or by name, as an index; ConfigError if it is
+    neither (the message lists the classes)."""
+    from .errors import ConfigError
+
+    if not classes:
+        raise ConfigError(f"--class {spec}: this generator is unconditional (model.num_classes is 0)")
+    if spec in classes:
+        return classes.index(spec)
+    if spec.lstrip("-").isdigit() and 0 <= int(spec) < len(classes):
+        return int(spec)
+    shown = ", ".join(f"{i}={c}" for i, c in enumerate(classes))
+    raise ConfigError(f"--class {spec}: not a class of this generator ({shown})")
+
+
 class _ExportedGenerator(paddle.nn.Layer):
-    """z [N, z_dim] float32 -> images: float [N, C, H, W] in [-1, 1], or uint8 [N, H, W, C] in 0..255."""
+    """z [N, z_dim] float32 (and label [N] int64 for a conditional G) -> images: float [N, C, H, W]
+    in [-1, 1], or uint8 [N, H, W, C] in 0..255."""
 
     def __init__(self, G, uint8: bool):
         super().__init__()
         self.G, self.uint8 = G, uint8
 
-    def forward(self, z):
-        x = self.G(z)
+    def _out(self, x):
         if self.uint8:
             x = paddle.clip(paddle.round((x + 1.0) * 127.5), 0, 255).astype("uint8").transpose([0, 2, 3, 1])
         return x
 
+    def forward(self, z):
+        return self._out(self.G(z))
 
-def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "") -> str:
+
+class _ExportedConditionalGenerator(_ExportedGenerator):
+    def forward(self, z, label):
+        return self._out(self.G(z, label))
+
+
+def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "", classes=(),
+                     which: str = "G") -> str:
     """paddle.jit.save the generator (eval mode) to out_dir/generator.*; describe it in export.json.
     Returns the path prefix to give paddle.jit.load or paddle.inference."""
     from paddle.static import InputSpec
 
+    m = cfg.model
     os.makedirs(out_dir, exist_ok=True)
     G.eval()
     prefix = os.path.join(out_dir, "generator")
-    layer = _ExportedGenerator(G, uint8)
+    layer = (_ExportedConditionalGenerator if m.num_classes else _ExportedGenerator)(G, uint8)
     layer.eval()
-    paddle.jit.save(layer, prefix, input_spec=[InputSpec([None, cfg.model.z_dim], "float32", "z")])
-    m = cfg.model
+    spec = [InputSpec([None, m.z_dim], "float32", "z")] + ([InputSpec([None], "int64", "label")] if m.num_classes else [])
+    paddle.jit.save(layer, prefix, input_spec=spec)
     output = (f"uint8 [N, {m.img_size}, {m.img_size}, {m.channels}] in 0..255 (HWC, RGB)" if uint8 else
               f"float32 [N, {m.channels}, {m.img_size}, {m.img_size}] in [-1, 1] (CHW, RGB)")
-    info = {"input": f"z: float32 [N, {m.z_dim}], z ~ N(0, I)", "output": output, "load": f"paddle.jit.load('{prefix}')",
-            "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__}
+    inputs = f"z: float32 [N, {m.z_dim}], z ~ N(0, I)"
+    if m.num_classes:
+        inputs += f"; label: int64 [N] in 0..{m.num_classes - 1}, the class of each image"
+    info = {"input": inputs, "output": output, "load": f"paddle.jit.load('{prefix}')", "generator": which,
+            "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__,
+            **({"classes": list(classes)} if m.num_classes else {})}
     atomic_write_text(os.path.join(out_dir, "export.json"), json.dumps(info, indent=1) + "\n")
     return prefix

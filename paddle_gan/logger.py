@@ -25,6 +25,7 @@ from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
 IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
 # metrics log key -> VisualDL tag; any other numeric key is shown as metrics/<key>
 TAGS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_real": "D/real", "D_fake": "D/fake",
+        "gp": "loss/gp", "r1": "loss/r1", "class_D": "loss/class_D", "class_G": "loss/class_G",
         "lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
 NOT_PLOTTED = ("step", "time", "epoch")
 
@@ -42,8 +43,9 @@ def read_metrics(path: str) -> list[dict]:
     return rows
 
 
-def tag_for(key: str) -> str:
-    return TAGS.get(key, f"metrics/{key}")
+def tag_for(key: str, generator: str = "G") -> str:
+    """The VisualDL tag of a metrics-log key; scores of the EMA generator say so (metrics/G_ema/...)."""
+    return TAGS.get(key, f"metrics/{key}" if generator == "G" else f"metrics/{generator}/{key}")
 
 
 class RunLogger:
@@ -78,7 +80,7 @@ class RunLogger:
         wall = int(row.get("time", time.time()) * 1000)
         for key, value in row.items():
             if key not in NOT_PLOTTED and isinstance(value, (int, float)):
-                self.vdl.add_scalar(tag_for(key), float(value), row["step"], walltime=wall)
+                self.vdl.add_scalar(tag_for(key, row.get("generator", "G")), float(value), row["step"], walltime=wall)
 
     def scalars(self, row: dict) -> None:
         """One metrics log row ({'step': ..., name: value}); also plotted in VisualDL."""

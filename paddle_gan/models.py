@@ -2,6 +2,9 @@
 
 All discriminators return raw logits of shape [N, 1]; the loss applies the sigmoid (stable BCE).
 Generators map z of shape [N, z_dim] to images of shape [N, channels, img_size, img_size] in [-1, 1].
+Each D is a `trunk` (image -> features) and a `head` (features -> logit), so that conditional.py
+can add a label projection or a class head on the same features. The builder adds spectral
+normalisation (model.spectral_norm) and the class condition (model.num_classes) to any of them.
 """
 from __future__ import annotations
 
@@ -9,6 +12,34 @@ import math
 
 import paddle
 from paddle import nn
+
+from .conditional import CONDITIONAL_D, ConditionalGenerator
+
+
+class Flatten(nn.Layer):
+    """[N, ...] -> [N, features] by reshape: unlike nn.Flatten it has a second derivative, which the
+    gradient penalties need (losses.py). No parameters, so state-dict keys are those of nn.Flatten."""
+
+    def forward(self, x):
+        return x.reshape([x.shape[0], -1])
+
+
+class Discriminator(nn.Layer):
+    """self.net ends in `HEAD` layers that map features to one logit; the layers before are the trunk."""
+    HEAD = 1
+
+    def trunk(self, x):
+        for layer in list(self.net.children())[:-self.HEAD]:
+            x = layer(x)
+        return x
+
+    def head(self, h):
+        for layer in list(self.net.children())[-self.HEAD:]:
+            h = layer(h)
+        return h
+
+    def forward(self, x):
+        return self.net(x)
 
 
 def _num_up(img_size: int) -> int:
@@ -36,24 +67,27 @@ class DCGANGenerator(nn.Layer):
         return self.net(z.reshape([z.shape[0], self.z_dim, 1, 1]))
 
 
-class DCGANDiscriminator(nn.Layer):
-    """DCGAN D: Conv k4 s2 (no BN on the first layer) ... -> 4x4 -> Conv k4 valid -> logit."""
+class DCGANDiscriminator(Discriminator):
+    """DCGAN D: Conv k4 s2 (no BN on the first layer) ... -> 4x4 -> Conv k4 valid -> logit.
+    norm="none" leaves BatchNorm out (the convolutions then get biases), for spectral norm and WGAN-GP."""
+    HEAD = 2  # the 4x4 valid convolution and the flatten
 
-    def __init__(self, img_size=32, channels=1, d_channels=64, dropout=0.0):
+    def __init__(self, img_size=32, channels=1, d_channels=64, dropout=0.0, norm="batch"):
         super().__init__()
         n = _num_up(img_size)
         c = d_channels
         layers = [nn.Conv2D(channels, c, 4, 2, 1, bias_attr=False), nn.LeakyReLU(0.2)]  # c x img_size/2
         layers += [nn.Dropout(dropout)] if dropout else []
         for _ in range(n - 1):  # each stage: channels x 2, size / 2
-            layers += [nn.Conv2D(c, c * 2, 4, 2, 1, bias_attr=False), nn.BatchNorm2D(c * 2), nn.LeakyReLU(0.2)]
-            layers += [nn.Dropout(dropout)] if dropout else []
+            if norm == "batch":
+                layers += [nn.Conv2D(c, c * 2, 4, 2, 1, bias_attr=False), nn.BatchNorm2D(c * 2)]
+            else:
+                layers += [nn.Conv2D(c, c * 2, 4, 2, 1)]
+            layers += [nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             c *= 2
-        layers += [nn.Conv2D(c, 1, 4, 1, 0), nn.Flatten()]  # state size. c x 4 x 4 -> 1
+        layers += [nn.Conv2D(c, 1, 4, 1, 0), Flatten()]  # state size. c x 4 x 4 -> 1
         self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
+        self.feature_dim = c * 4 * 4
 
 
 class DenseDCGANGenerator(nn.Layer):
@@ -78,7 +112,7 @@ class DenseDCGANGenerator(nn.Layer):
         return self.net(h.reshape([z.shape[0], self.c0, 4, 4]))
 
 
-class DenseDCGANDiscriminator(nn.Layer):
+class DenseDCGANDiscriminator(Discriminator):
     """Conv k5 s2 with LeakyReLU and dropout (no BN) down to 4x4, then Dense -> logit."""
 
     def __init__(self, img_size=64, channels=3, d_channels=128, dropout=0.3):
@@ -89,11 +123,9 @@ class DenseDCGANDiscriminator(nn.Layer):
             layers += [nn.Conv2D(c_in, c, 5, 2, 2), nn.LeakyReLU(0.2)]
             layers += [nn.Dropout(dropout)] if dropout else []
             c_in, c = c, c * 2
-        layers += [nn.Flatten(), nn.Linear(c_in * 4 * 4, 1)]  # state size. c_in x 4 x 4 -> 1
+        layers += [Flatten(), nn.Linear(c_in * 4 * 4, 1)]  # state size. c_in x 4 x 4 -> 1
         self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
+        self.feature_dim = c_in * 4 * 4
 
 
 class MLPGenerator(nn.Layer):
@@ -113,20 +145,18 @@ class MLPGenerator(nn.Layer):
         return self.net(z).reshape([z.shape[0]] + self.shape)
 
 
-class MLPDiscriminator(nn.Layer):
+class MLPDiscriminator(Discriminator):
     """MLP D: flatten -> (Linear + LeakyReLU [+ dropout]) per hidden size -> Linear -> logit."""
 
     def __init__(self, img_size=28, channels=1, d_hidden=(512, 256), dropout=0.0):
         super().__init__()
-        layers, h_in = [nn.Flatten()], channels * img_size * img_size
+        layers, h_in = [Flatten()], channels * img_size * img_size
         for h in d_hidden:
             layers += [nn.Linear(h_in, h), nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             h_in = h
         layers += [nn.Linear(h_in, 1)]
         self.net = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.net(x)
+        self.feature_dim = h_in
 
 
 def dcgan_init(model: nn.Layer) -> nn.Layer:
@@ -153,9 +183,26 @@ MODELS = {
 CONVOLUTIONAL = ("dcgan", "dcgan_dense")
 
 
+def d_norm(m) -> str:
+    """model.d_norm resolved: auto = batch (DCGAN), or none under spectral norm (SNGAN's D has no BN)."""
+    return m.d_norm if m.d_norm != "auto" else ("none" if m.spectral_norm else "batch")
+
+
+def spectral_norm(model: nn.Layer) -> nn.Layer:
+    """Spectral normalisation (one power iteration per forward in training mode) of every weight layer
+    of `model`. The power-iteration vectors are buffers (weight_u, weight_v): saved and restored with
+    the state dict, so a resume continues them exactly."""
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, (nn.Conv2D, nn.Linear, nn.Embedding)):
+            paddle.nn.utils.spectral_norm(layer)
+    return model
+
+
 def _build_generator(m) -> nn.Layer:
     G_cls, _, g_keys, _ = MODELS[m.name]
-    G = G_cls(z_dim=m.z_dim, img_size=m.img_size, channels=m.channels, **{k: getattr(m, k) for k in g_keys})
+    G = G_cls(z_dim=m.z_dim + m.num_classes, img_size=m.img_size, channels=m.channels,
+              **{k: getattr(m, k) for k in g_keys})
+    G = ConditionalGenerator(G, m.num_classes) if m.num_classes else G
     return dcgan_init(G) if m.init == "dcgan" else G
 
 
@@ -169,9 +216,13 @@ def build_generator(m) -> nn.Layer:
 
 
 def build_models(m) -> tuple[nn.Layer, nn.Layer]:
-    """(G, D) from a ModelConfig; G is built (and initialised from the Paddle RNG) first, then D."""
+    """(G, D) from a ModelConfig; G is built (and initialised from the Paddle RNG) first, then D.
+    Conditional models (model.num_classes) take the label as a second input (conditional.py)."""
     _, D_cls, _, d_keys = MODELS[m.name]
     with paddle.utils.unique_name.guard():
         G = _build_generator(m)
-        D = D_cls(img_size=m.img_size, channels=m.channels, **{k: getattr(m, k) for k in d_keys})
-    return G, (dcgan_init(D) if m.init == "dcgan" else D)
+        D = D_cls(img_size=m.img_size, channels=m.channels, **{k: getattr(m, k) for k in d_keys},
+                  **({"norm": d_norm(m)} if m.name == "dcgan" else {}))
+        D = CONDITIONAL_D[m.d_cond](D, m.num_classes) if m.num_classes else D
+        D = dcgan_init(D) if m.init == "dcgan" else D
+        return G, (spectral_norm(D) if m.spectral_norm else D)

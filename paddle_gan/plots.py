@@ -24,8 +24,8 @@ def curves_png(rows: list[dict]) -> bytes:
         pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    metric_keys = sorted({k for r in rows for k in r if k not in SKIP and k not in ("loss_D", "loss_G", "D_real",
-                                                                                      "D_fake") and "_std_" not in k})
+    metric_keys = sorted({k for r in rows for k, v in r.items() if k not in SKIP and isinstance(v, (int, float))
+                          and k not in ("loss_D", "loss_G", "D_real", "D_fake") and "_std_" not in k})
     panels = [("loss", ["loss_D", "loss_G"]), ("D output", ["D_real", "D_fake"])]
     distances = [k for k in metric_keys if k.startswith(("fid", "kid"))]
     inception_scores = [k for k in metric_keys if k.startswith("is_")]  # 1..classes, apart from the 0..1 scores

@@ -1,20 +1,43 @@
-"""The GAN step: one D update, then one G update, as a pure function of the models, optimizers
-and inputs (train_step), with the precision policy (float32, or train.amp's mixed precision) and the
-optimizers it updates. The training loop (train.py) only decides when to call it.
+"""The GAN step: train.n_critic D updates, then one G update, as a pure function of the models,
+optimizers and inputs (train_step), for any objective of losses.py; with the precision policy
+(float32, or train.amp's mixed precision) and the optimizers it updates. The training loop
+(train.py) only decides when to call it.
 """
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
 from .distributed import unwrap
+from .losses import LOSSES, bce, gradient_penalty, input_gradient_norms, interpolates, r1_penalty, shown
+
+_bce = bce  # the non-saturating loss's BCE-with-logits (kept under its old name for the step's tests)
 
 
-def _bce(logits, target: float):
-    return F.binary_cross_entropy_with_logits(logits, paddle.full_like(logits, target))
+@dataclass(frozen=True)
+class Objective:
+    """What the step optimises: train.loss with its penalties, and ACGAN's class loss."""
+    loss: str = "nonsaturating"  # a key of losses.LOSSES
+    gp_lambda: float = 10.0  # wgan_gp's gradient penalty weight
+    r1_gamma: float = 0.0  # R1 penalty on real images (0 = off), any loss
+    acgan: bool = False  # D also classifies (model.d_cond = acgan): cross-entropy for D on both, for G on fakes
+
+    @classmethod
+    def of(cls, cfg) -> "Objective":
+        return cls(cfg.train.loss, cfg.train.gp_lambda, cfg.train.r1_gamma,
+                   cfg.model.num_classes > 0 and cfg.model.d_cond == "acgan")
+
+    @property
+    def second_derivatives(self) -> bool:
+        """Whether D must be twice differentiable (a penalty on its input gradient)."""
+        return self.loss == "wgan_gp" or self.r1_gamma > 0
+
+
+NONSATURATING = Objective()
 
 
 @contextlib.contextmanager
@@ -89,26 +112,96 @@ def make_precision(amp: str) -> Float32:
     return MixedPrecision(amp) if amp else FLOAT32
 
 
-def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32) -> dict[str, float]:
-    """One D update, then one G update. Returns plain floats."""
-    # ---- D step: real -> 1, fake -> 0; the fake batch is detached so G gets no gradient here ----
-    with precision.autocast():
-        fake = G(z)
-        logits_real = D(real)
-        logits_fake = D(fake.detach())
-        loss_D = _bce(logits_real, 1.0) + _bce(logits_fake, 0.0)
-    opt_D.clear_grad()
-    precision.backward(loss_D, "D")
-    precision.step(opt_D, "D")
-    # ---- G step: non-saturating loss (fake -> 1) through the just-updated D ----
+def _generate(G, z, y):
+    return G(z) if y is None else G(z, y)
+
+
+def _judge(D, x, y):
+    """(D's logits, its class logits or None): a conditional D takes the label, an ACGAN one also
+    returns class logits."""
+    if y is None:
+        return D(x), None
+    out = D(x, y)
+    return out if isinstance(out, tuple) else (out, None)
+
+
+def _leaf(x):
+    """x as a new leaf whose input gradient can be taken (for R1, before D sees it)."""
+    x = x.detach()
+    x.stop_gradient = False
+    return x
+
+
+def _check_twice_differentiable(D) -> None:
+    """The oneDNN operator has no second derivative: under a penalty on D's input gradient it would
+    leave the penalty's gradient out, silently (measured: D's weights got none). Refuse instead."""
+    from .ops import OneDNNConv2D, OneDNNConv2DTranspose
+
+    if any(isinstance(layer, (OneDNNConv2D, OneDNNConv2DTranspose)) for layer in unwrap(D).sublayers()):
+        raise ValueError("a gradient penalty needs D's second derivatives, which paddle_gan.ops' oneDNN "
+                         "convolutions do not compute: keep D on Paddle's convolutions (train.faster does)")
+
+
+def _each(x, n: int) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x] * n if x is None else [x]
+
+
+def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, objective: Objective = NONSATURATING,
+               y=None, y_fake=None) -> dict[str, float]:
+    """D updates, then one G update. `real`, `z` (and for a conditional model the labels `y` of the
+    real images and `y_fake` asked of G) are one batch each, or lists of train.n_critic batches: one
+    D update per batch, each on its own real images and noise. The G update is taken on the fake
+    batch of the last D update, through the D that update produced. Returns plain floats: loss_D,
+    D_real, D_fake (and the penalties) as means over the D updates, loss_G.
+    """
+    if objective.second_derivatives:
+        _check_twice_differentiable(D)
+    reals, zs = _each(real, 1), _each(z, 1)
+    ys, ys_fake = _each(y, len(reals)), _each(y_fake, len(reals))
+    d_loss, g_loss = LOSSES[objective.loss]
+    sums: dict[str, float] = {}
+    for real, z, y, y_fake in zip(reals, zs, ys, ys_fake):
+        # ---- D step: real images against fake ones; the fake batch is detached, so G gets no gradient ----
+        with precision.autocast():
+            fake = _generate(G, z, y_fake)
+            if objective.r1_gamma:
+                real = _leaf(real)
+            logits_real, classes_real = _judge(D, real, y)
+            logits_fake, classes_fake = _judge(D, fake.detach(), y_fake)
+            loss_D = d_loss(logits_real, logits_fake)
+            terms = {}
+            if objective.loss == "wgan_gp":  # a second forward, on points between real and fake
+                x_hat = interpolates(real, fake.detach())
+                terms["gp"] = gradient_penalty(input_gradient_norms(_judge(D, x_hat, y)[0], x_hat),
+                                               objective.gp_lambda)
+            if objective.r1_gamma:
+                terms["r1"] = r1_penalty(input_gradient_norms(logits_real, real), objective.r1_gamma)
+            if objective.acgan:
+                terms["class_D"] = F.cross_entropy(classes_real, y) + F.cross_entropy(classes_fake, y_fake)
+            for term in terms.values():
+                loss_D = loss_D + term
+        opt_D.clear_grad()
+        precision.backward(loss_D, "D")
+        precision.step(opt_D, "D")
+        for k, v in {"loss_D": loss_D, "D_real": shown(objective.loss, logits_real),
+                     "D_fake": shown(objective.loss, logits_fake), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    # ---- G step: its fake batch judged by the just-updated D ----
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
         with precision.autocast():
-            loss_G = _bce(unwrap(D)(fake), 1.0)  # (no DataParallel sync for D: it has no gradients here)
+            logits, classes = _judge(unwrap(D), fake, y_fake)  # (no DataParallel sync for D: no gradients here)
+            loss_G = g_loss(logits)
+            if objective.acgan:
+                class_G = F.cross_entropy(classes, y_fake)
+                loss_G = loss_G + class_G
         opt_G.clear_grad()
         precision.backward(loss_G, "G")
     precision.step(opt_G, "G")
-    return {"loss_D": float(loss_D), "loss_G": float(loss_G),
-            "D_real": float(F.sigmoid(logits_real).mean()), "D_fake": float(F.sigmoid(logits_fake).mean())}
+    out = {k: v / len(reals) for k, v in sums.items()}
+    out["loss_G"] = float(loss_G)
+    if objective.acgan:
+        out["class_G"] = float(class_G)
+    return out
 
 
 def make_optimizers(cfg, G, D):

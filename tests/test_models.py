@@ -30,11 +30,13 @@ def test_every_config_builds_and_has_the_right_shapes(path):
     paddle.seed(0)
     G, D = build_models(m)
     z = paddle.randn([3, m.z_dim])
+    y = [paddle.to_tensor([0, 1, 2])] if m.num_classes else []  # a class-conditional model takes labels
     G.eval()
-    x = G(z)
+    x = G(z, *y)
     assert x.shape == [3, m.channels, m.img_size, m.img_size]
     assert float(x.abs().max()) <= 1.0  # tanh output
-    assert D(x).shape == [3, 1]
+    out = D(x, *y)
+    assert (out[0] if isinstance(out, tuple) else out).shape == [3, 1]
 
 
 def test_dcgan_mnist_widths():

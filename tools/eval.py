@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
     p.add_argument("--inception-weights", help="FID Inception weights (.pdparams, or pytorch-fid's .pth)")
     p.add_argument("--img-size", type=int, default=32, help="with --real: the size images are scored at")
+    p.add_argument("--raw", action="store_true",
+                   help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
     if args.num < 10:
         p.error("--num must be >= 10")
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
 
     def body() -> int:
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
-                                     args.inception_weights, args.real, args.img_size)
+                                     args.inception_weights, args.real, args.img_size, raw=args.raw)
         print(json.dumps(record))
         return 0
 

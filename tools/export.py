@@ -5,8 +5,9 @@
     python tools/export.py --checkpoint CKPT --out DIR --uint8
 
 Writes DIR/generator.json + generator.pdiparams (the program and weights) and DIR/export.json (what
-goes in and comes out). Input: z, float32 [N, z_dim] drawn from N(0, I). Output: float32
-[N, C, H, W] in [-1, 1]; with --uint8, uint8 [N, H, W, C] in 0..255, ready to save as images.
+goes in and comes out). Input: z, float32 [N, z_dim] drawn from N(0, I), and for a class-conditional
+model label, int64 [N]. Output: float32 [N, C, H, W] in [-1, 1]; with --uint8, uint8 [N, H, W, C] in
+0..255, ready to save as images. A checkpoint with an EMA generator exports that one (--raw: G).
 
     import paddle; G = paddle.jit.load("DIR/generator"); images = G(paddle.randn([16, 100]))
 """
@@ -22,14 +23,17 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
+    p.add_argument("--raw", action="store_true",
+                   help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
-    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.checkpoint import open_generator
     from paddle_gan.errors import run_tool
     from paddle_gan.inference import export_generator
 
     def body() -> int:
-        G, cfg = load_generator(args.checkpoint)
-        prefix = export_generator(G, cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint))
+        gen = open_generator(args.checkpoint, raw=args.raw)
+        prefix = export_generator(gen.G, gen.cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint),
+                                  classes=gen.classes, which=gen.which)
         print(f"exported to {prefix}.* (load with paddle.jit.load('{prefix}')); see {args.out}/export.json")
         return 0
 

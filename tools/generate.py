@@ -6,11 +6,16 @@
     python tools/generate.py --checkpoint CKPT --interpolate 8 --steps 10 --out out/  # slerp strips
     python tools/generate.py --checkpoint CKPT --gif --out out/    # the run's sample grids -> progress.gif
 
-Images are PNGs named 000000.png, 000001.png, ...; the same --seed gives the same images.
+Images are PNGs named 000000.png, 000001.png, ...; the same --seed gives the same images. For a
+class-conditional model --class picks the class (index or name, e.g. --class Sneaker); without it
+the images go through the classes in turn, and --grid shows one row per class. A checkpoint with an
+EMA generator (train.ema) generates with that one unless --raw.
 """
 import argparse
 import os
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,18 +30,29 @@ def main(argv=None) -> int:
     p.add_argument("--interpolate", type=int, default=0, metavar="K", help="write K latent interpolation strips")
     p.add_argument("--steps", type=int, default=8, help="images per interpolation strip (default 8)")
     p.add_argument("--gif", action="store_true", help="assemble the run's samples/*.png into progress.gif")
+    p.add_argument("--class", dest="cls", metavar="CLASS",
+                   help="class-conditional models: generate this class (index or name); default: every class in turn")
+    p.add_argument("--raw", action="store_true",
+                   help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
     if args.num < 1 or args.interpolate < 0 or args.steps < 2:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
     from paddle_gan import layout
-    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.checkpoint import open_generator
+    from paddle_gan.conditional import balanced_labels, class_grid, grid_labels
     from paddle_gan.errors import DataError, run_tool
-    from paddle_gan.inference import generate, interpolation_z, sample_noise
+    from paddle_gan.inference import class_index, generate, interpolation_z, sample_noise
     from paddle_gan.plots import write_progress_gif
     from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
 
     def body() -> int:
-        G, cfg = load_generator(args.checkpoint)
+        gen = open_generator(args.checkpoint, raw=args.raw)
+        G, cfg, C = gen.G, gen.cfg, gen.cfg.model.num_classes
+        cls = class_index(args.cls, gen.classes) if args.cls is not None else None
+
+        def labels(n: int):  # the class of each of n images (None: unconditional)
+            return None if not C else np.full(n, cls, np.int64) if cls is not None else balanced_labels(C, n)
+
         os.makedirs(args.out, exist_ok=True)
         written = []
         if args.gif:
@@ -47,11 +63,17 @@ def main(argv=None) -> int:
                                 f"{layout.SAMPLES}/ around this checkpoint)")
         elif args.interpolate:
             z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
-            for i, strip in enumerate(z):
+            for i, strip in enumerate(z):  # a conditional strip keeps one class: --class, else class i
+                y = None if not C else np.full(len(strip), cls if cls is not None else i % C, np.int64)
                 written.append(os.path.join(args.out, f"interp_{i:03d}.png"))
-                atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip), nrow=args.steps)))
+                atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip, y), nrow=args.steps)))
+        elif args.grid and C and cls is None:  # one row per class, the same z down each column
+            z = class_grid(C, args.num, sample_noise(args.seed, args.num, cfg.model.z_dim))
+            written.append(os.path.join(args.out, "grid.png"))
+            atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, z, grid_labels(C, len(z))),
+                                                                 nrow=len(z) // C)))
         else:
-            images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim))
+            images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim), labels(args.num))
             if args.grid:
                 written.append(os.path.join(args.out, "grid.png"))
                 atomic_write_bytes(written[-1], encode_png(make_grid(images)))

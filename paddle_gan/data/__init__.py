@@ -26,7 +26,8 @@ __all__ = ["ArrayDataset", "BatchStream", "BUNDLED_DIR", "DEBIAN_FASHION_DIR", "
 
 
 def build_dataset(data, model) -> ArrayDataset:
-    """The dataset named by a DataConfig, shaped for a ModelConfig."""
+    """The dataset named by a DataConfig, shaped for a ModelConfig (and labelled, with as many
+    classes as model.num_classes, for a conditional one)."""
     if data.root and os.path.isfile(data.root):  # would otherwise be passed over for the next place to look
         raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
     if data.name in IDX_SOURCES:
@@ -35,5 +36,11 @@ def build_dataset(data, model) -> ArrayDataset:
     if data.name == "cifar10":
         return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
     if data.name == "image_folder":
-        return load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache)
+        ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
+                               classes=model.num_classes > 0)
+        if model.num_classes and len(ds.classes) != model.num_classes:
+            raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
+                            f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "
+                            f"but model.num_classes is {model.num_classes}")
+        return ds
     raise DataError(f"data.name: unknown dataset {data.name!r}")

@@ -35,13 +35,16 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 class ArrayDataset(paddle.io.Dataset):
-    """Images held as uint8 [N, C, S, S]; items are (float32 CHW in [-1, 1], int64 label)."""
+    """Images held as uint8 [N, C, S, S]; items are (float32 CHW in [-1, 1], int64 label).
+    `classes`: the name of each label (empty for unlabelled data, whose labels are all -1)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, name: str = ""):
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None, name: str = "",
+                 classes: list[str] | tuple = ()):
         super().__init__()
         self.images = images
         self.labels = labels if labels is not None else np.full(len(images), -1, np.int64)
         self.name = name
+        self.classes = list(classes)
 
     def __len__(self):
         return len(self.images)

@@ -15,6 +15,7 @@ from .download import locate, paddle_data_home
 
 CIFAR10_SOURCE = ("cifar", "https://dataset.bj.bcebos.com/cifar/",
                   {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"})
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def load_cifar10(root: str, split: str, img_size: int, channels: int, download: bool = True,
@@ -42,4 +43,4 @@ def load_cifar10(root: str, split: str, img_size: int, channels: int, download: 
         images = np.stack([resize_square(im.transpose(1, 2, 0), img_size).reshape(img_size, img_size, -1)
                            .transpose(2, 0, 1) for im in images])
     log(f"cifar10 {split}: {len(images)} images from {path}")
-    return ArrayDataset(np.ascontiguousarray(images), labels, name="cifar10")
+    return ArrayDataset(np.ascontiguousarray(images), labels, name="cifar10", classes=CLASSES)

@@ -27,6 +27,11 @@ IDX_SOURCES = {
         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
 }
+CLASSES = {  # label -> name
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                      "Ankle boot"],
+}
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -71,4 +76,4 @@ def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: 
     if images.shape[1] != img_size:
         images = np.stack([resize_square(im, img_size) for im in images])
     log(f"{name} {split}: {len(images)} images from {os.path.dirname(paths[0])}")
-    return ArrayDataset(np.ascontiguousarray(images[:, None]), labels, name=name)
+    return ArrayDataset(np.ascontiguousarray(images[:, None]), labels, name=name, classes=CLASSES[name])

@@ -20,12 +20,12 @@ class BatchStream:
     """
 
     def __init__(self, images: np.ndarray, batch_size: int, seed: int, epoch: int = 0, offset: int = 0,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, labels: np.ndarray | None = None):
         self.global_batch = batch_size * world
         if len(images) < self.global_batch:
             need = f"train.batch_size={batch_size}" + (f" x {world} processes" if world > 1 else "")
             raise DataError(f"dataset has {len(images)} images, fewer than {need}")
-        self.images, self.batch_size, self.seed, self.rank = images, batch_size, seed, rank
+        self.images, self.labels, self.batch_size, self.seed, self.rank = images, labels, batch_size, seed, rank
         self.epoch, self.offset = epoch, offset
         self._perm_epoch, self._perm = None, None
 
@@ -35,13 +35,22 @@ class BatchStream:
             self._perm_epoch = self.epoch
         return self._perm
 
-    def next(self) -> np.ndarray:
+    def _next_indices(self) -> np.ndarray:
         if self.epoch_done:
             self.epoch, self.offset = self.epoch + 1, 0
         start = self.offset + self.rank * self.batch_size
         idx = np.sort(self._order()[start:start + self.batch_size])  # sorted: faster gather
         self.offset += self.global_batch
-        return to_float(self.images[idx])
+        return idx
+
+    def next(self) -> np.ndarray:
+        """The next batch of images, float32 in [-1, 1]."""
+        return to_float(self.images[self._next_indices()])
+
+    def next_labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next batch of images and their int64 labels (the stream was given labels)."""
+        idx = self._next_indices()
+        return to_float(self.images[idx]), np.asarray(self.labels[idx], np.int64)
 
     @property
     def epoch_done(self) -> bool:

@@ -16,16 +16,17 @@ import os
 import numpy as np
 
 from .. import layout, seeds
+from ..conditional import balanced_labels
 from ..config import EXTRACTORS
 from ..data import DataError, build_dataset, cache_dir, to_float
 from ..inference import generate
 from ..utils import atomic_write
-from .scores import (density_coverage, feature_stats, fid_from_features, frechet_distance, inception_score,
-                     kid, precision_recall)
+from .scores import (class_accuracy, density_coverage, feature_stats, fid_from_features, frechet_distance,
+                     inception_score, kid, precision_recall)
 
 __all__ = ["evaluate", "evaluate_images", "make_extractor", "real_features", "scores_from_features",
            "frechet_distance", "feature_stats", "fid_from_features", "kid", "inception_score",
-           "precision_recall", "density_coverage", "EXTRACTORS", "LOWER_IS_BETTER"]
+           "precision_recall", "density_coverage", "class_accuracy", "EXTRACTORS", "LOWER_IS_BETTER"]
 
 LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, coverage): higher is better
 
@@ -95,20 +96,28 @@ def eval_noise(seed: int, num: int, z_dim: int) -> np.ndarray:
 
 
 def evaluate_images(images: np.ndarray, extractor, data_cfg, model_cfg, seed: int = 0,
-                    num_real: int | None = None) -> dict[str, float]:
-    """Scores of float images in [-1, 1] ([N, C, H, W]) against the real reference split."""
+                    num_real: int | None = None, labels: np.ndarray | None = None) -> dict:
+    """Scores of float images in [-1, 1] ([N, C, H, W]) against the real reference split. With the
+    `labels` they were generated for, and an extractor whose classifier knows those classes (the
+    LeNet of the dataset), also the class accuracy: class_acc_<x> and class_acc_per_class_<x>."""
     real, _ = real_features(extractor, data_cfg, model_cfg, num_real or len(images))
     fake, probs = extractor.features_and_probs(images)
-    return scores_from_features(real, fake, probs, extractor.name, seed=seed)
+    scores = scores_from_features(real, fake, probs, extractor.name, seed=seed)
+    if labels is not None and getattr(extractor, "dataset", None) == data_cfg.name:
+        scores.update({f"{k}_{extractor.name}": v for k, v in
+                       class_accuracy(probs, labels, model_cfg.num_classes).items()})
+    return scores
 
 
-def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None) -> dict[str, float]:
+def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None) -> dict:
     """Scores of generator G (a model of config cfg) from `num` samples of z ~ N(0, I) drawn with
-    `seed`, against `num` real images of data_cfg (default: the run's own dataset and split)."""
+    `seed` (for a conditional G, each class equally often), against `num` real images of data_cfg
+    (default: the run's own dataset and split)."""
     data_cfg = data_cfg or cfg.data
     extractor = extractor or make_extractor("auto", data_cfg.name, cfg.model.channels)
-    images = generate(G, eval_noise(seed, num, cfg.model.z_dim))
-    return evaluate_images(images, extractor, data_cfg, cfg.model, seed=seed, num_real=num)
+    labels = balanced_labels(cfg.model.num_classes, num) if cfg.model.num_classes else None
+    images = generate(G, eval_noise(seed, num, cfg.model.z_dim), labels)
+    return evaluate_images(images, extractor, data_cfg, cfg.model, seed=seed, num_real=num, labels=labels)
 
 
 def parse_data(spec: str, base):
@@ -131,20 +140,21 @@ def parse_data(spec: str, base):
 
 def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data: str | None = None,
                         data_root: str | None = None, extractor: str = "auto", inception_weights: str | None = None,
-                        real: str | None = None, img_size: int = 32) -> dict:
-    """tools/eval.py: scores of a checkpoint's generator, or with `real` ('name:split') of real
-    images in its place (the floor: e.g. the test split against the train split). Returns one
-    self-describing record; for a checkpoint it is also appended to <run>/metric-<extractor>.jsonl."""
+                        real: str | None = None, img_size: int = 32, raw: bool = False) -> dict:
+    """tools/eval.py: scores of a checkpoint's generator (its EMA generator if it has one, unless
+    `raw`), or with `real` ('name:split') of real images in its place (the floor: e.g. the test split
+    against the train split). Returns one self-describing record; for a checkpoint it is also
+    appended to <run>/metric-<extractor>.jsonl."""
     import json
     import time
 
-    from ..checkpoint import load_generator, read_state
+    from ..checkpoint import open_generator
     from ..config import Config
     from ..utils import atomic_write_text
 
     if ckpt:
-        G, cfg = load_generator(ckpt)
-        step = read_state(ckpt, verify=False)["step"]
+        gen = open_generator(ckpt, raw=raw)
+        G, cfg, step = gen.G, gen.cfg, gen.step
     else:
         cfg, G, step = Config(), None, None
         cfg.data = parse_data(real, cfg.data)  # the reference defaults to the same dataset
@@ -156,7 +166,10 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
     ex = make_extractor(extractor, ref.name, cfg.model.channels, inception_weights)
     if G is not None:
         scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref)
-        what = {"checkpoint": os.path.abspath(ckpt), "step": step}
+        what = {"checkpoint": os.path.abspath(ckpt), "step": step, "generator": gen.which}
+        per_class = scores.pop(f"class_acc_per_class_{ex.name}", None)
+        if per_class is not None:  # by class name, e.g. {"Sneaker": 0.93, ...}
+            scores[f"class_acc_per_class_{ex.name}"] = dict(zip(gen.classes, per_class))
     else:
         fake_cfg = parse_data(real, ref)
         images = _subset(build_dataset(fake_cfg, cfg.model).images, num, seeds.rng(seed, seeds.REAL_SUBSET))
@@ -166,10 +179,10 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
               "img_size": cfg.model.img_size, **scores, "time": time.time()}
     run_dir = layout.run_of_checkpoint(ckpt) if ckpt else None
     if run_dir and layout.is_run(run_dir):
-            path = layout.eval_record_path(run_dir, ex.name)
-            old = ""
-            if os.path.isfile(path):
-                with open(path) as f:
-                    old = f.read()
-            atomic_write_text(path, old + json.dumps(record) + "\n")
+        path = layout.eval_record_path(run_dir, ex.name)
+        old = ""
+        if os.path.isfile(path):
+            with open(path) as f:
+                old = f.read()
+        atomic_write_text(path, old + json.dumps(record) + "\n")
     return record

@@ -62,6 +62,7 @@ class LeNetExtractor:
             raise DataError(f"{path}: no evaluator weights; train them with "
                             f"python tools/train_evaluator.py --data {dataset}")
         self.name = f"lenet_{SHORT[dataset]}"
+        self.dataset = dataset  # its classifier's classes are this dataset's labels
         self.model = LeNet()
         self.model.set_state_dict(paddle.load(path))
         self.model.eval()

@@ -118,3 +118,12 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     per_fake, real_hit = _inside_counts(real, _kth_neighbour_radius(real, k), fake)
     return {"density": float(per_fake.sum() / (k * len(fake))), "coverage": float(real_hit.mean())}
+
+
+def class_accuracy(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> dict:
+    """For a conditional generator: the share of generated images that a classifier assigns to the
+    class they were generated for, overall and per class ({"class_acc": ..., "class_acc_per_class":
+    [one share per class]})."""
+    right = np.asarray(probs).argmax(axis=1) == np.asarray(labels)
+    per_class = [float(right[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(num_classes)]
+    return {"class_acc": float(right.mean()), "class_acc_per_class": per_class}

@@ -1,0 +1,95 @@
+"""Every key a run can use, as typed dataclass fields with their defaults; the comment beside each
+key is its documentation. Also the choice lists of the keys that have one, written once."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..models import MODELS
+
+# The choices of each config key that has a fixed list, written once and imported where needed.
+MODEL_NAMES = tuple(MODELS)  # model.name
+DATASET_NAMES = ("mnist", "fashion_mnist", "image_folder", "cifar10")  # data.name
+SPLITS = ("train", "test")  # data.split
+EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage")  # train.eval_metric
+EXTRACTORS = ("auto", "lenet", "inception")  # train.eval_extractor, tools/eval.py --extractor
+CONVS = ("auto", "onednn", "paddle")  # train.conv
+AMP = ("", "float16", "bfloat16")  # train.amp
+INITS = ("dcgan", "paddle")  # model.init
+LOSSES = ("nonsaturating", "hinge", "wgan_gp", "lsgan")  # train.loss (losses.LOSSES has their functions)
+D_NORMS = ("auto", "batch", "none")  # model.d_norm
+D_CONDS = ("projection", "acgan")  # model.d_cond
+LABELLED = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # datasets with class labels, and how many
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"  # mnist | fashion_mnist | image_folder | cifar10
+    root: str = ""  # folder with the files; "" = default places (README "Data"); required for image_folder
+    split: str = "train"  # train | test (IDX and CIFAR datasets)
+    download: bool = True  # fetch missing IDX/CIFAR files when online (MD5-checked)
+    limit: int = 0  # use only the first N images (0 = all)
+    cache: bool = True  # image_folder: keep the decoded uint8 array in ~/.cache/paddle_gan for the next run
+
+
+@dataclass
+class ModelConfig:
+    name: str = "dcgan"  # dcgan (ConvT k4 from 1x1) | dcgan_dense (Dense -> 4x4, ConvT k5) | mlp
+    z_dim: int = 100  # latent size; z ~ N(0, I)
+    img_size: int = 32  # output height = width (conv models: 4 * 2^k; mlp: any)
+    channels: int = 1  # 1 = grey, 3 = RGB
+    g_channels: int = 64  # conv G: width of the last hidden layer; doubles towards z
+    d_channels: int = 64  # conv D: width of the first layer; doubles with depth
+    g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])  # mlp G hidden sizes
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256])  # mlp D hidden sizes
+    dropout: float = 0.0  # D: dropout after each hidden LeakyReLU (dcgan_dense setup: 0.3)
+    init: str = "dcgan"  # dcgan: weights N(0, 0.02), BN weight N(1, 0.02), biases 0 | paddle: framework default
+    d_norm: str = "auto"  # dcgan D between its convolutions: batch (DCGAN) | none | auto = batch, or none under spectral_norm
+    spectral_norm: bool = False  # spectral normalisation of every weight layer of D (Miyato 2018)
+    num_classes: int = 0  # class-conditional G and D (0 = unconditional): G joins a label embedding to z (cGAN)
+    d_cond: str = "projection"  # how a conditional D uses the label: projection (Miyato & Koyama 2018) | acgan (a class head, Odena 2017)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4  # Adam learning rate (DCGAN paper)
+    beta1: float = 0.5  # Adam beta1 (DCGAN paper; 0.9 makes GAN training oscillate)
+    beta2: float = 0.999  # Adam beta2
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10000  # total G updates; each step is one D update then one G update
+    batch_size: int = 64  # images per D and per G update
+    seed: int = 0  # same seed + same config -> identical weights on CPU
+    log_every: int = 50  # steps between status lines, rows of the metrics log and VisualDL points
+    sample_every: int = 500  # steps between fixed-noise sample grids; 0 = at the end of every data epoch (first and last step always get one)
+    save_every: int = 1000  # steps between checkpoints (the last step is always saved)
+    keep_checkpoints: int = 3  # newest checkpoints kept on disk (0 = keep all)
+    num_samples: int = 64  # images in the fixed-noise sample grid
+    eval_every: int = 0  # steps between evaluations (0 = off; the last step is evaluated too): metrics/* and checkpoints/best/
+    eval_samples: int = 2000  # generated and real images per evaluation during training (tools/eval.py defaults to 10000)
+    eval_metric: str = "fid"  # the score that picks checkpoints/best/: fid, kid (lower is better), is, precision, recall, density, coverage
+    eval_extractor: str = "auto"  # features for the scores: lenet (MNIST-like), inception (RGB), auto = lenet where one is trained
+    inception_weights: str = ""  # FID Inception weights (.pdparams, or pytorch-fid's .pth); "" = ~/.cache/paddle_gan/InceptionV3.pdparams, downloaded once
+    progress_gif: bool = False  # at the end of a run, assemble samples/*.png into progress.gif
+    amp: str = ""  # "" = float32 | float16 | bfloat16: mixed precision (autocast O1; float16 adds a GradScaler per optimizer). For GPUs: on CPU Paddle's autocast keeps float32, so nothing changes
+    conv: str = "auto"  # convolutions for CPU training: onednn (paddle_gan/ops, built on first use with g++; ~1.7x faster) | paddle (Paddle's own kernels, the reference) | auto = onednn where it builds, else paddle
+    to_static: bool = False  # compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured about 2x slower than dygraph)
+    loss: str = "nonsaturating"  # nonsaturating (DCGAN's BCE) | hinge (SNGAN) | wgan_gp (critic + gradient penalty) | lsgan (least squares); formulas in losses.py
+    gp_lambda: float = 10.0  # wgan_gp: weight of the gradient penalty on interpolates (Gulrajani 2017: 10)
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 |grad D(x)|^2 on real images, with any loss (0 = off; Mescheder 2018)
+    n_critic: int = 1  # D updates per G update, each on its own real batch (WGAN-GP: 5)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights (e.g. 0.999; 0 = off): samples, scores and best/ use it
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    opt_G: OptimConfig = field(default_factory=OptimConfig)
+    opt_D: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

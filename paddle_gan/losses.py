@@ -1,0 +1,90 @@
+"""GAN objectives (train.loss) and the gradient penalties, as plain functions of D's outputs.
+
+    nonsaturating  D: -log s(D(x)) - log(1 - s(D(G(z))))     G: -log s(D(G(z)))    (Goodfellow 2014)
+    hinge          D: relu(1 - D(x)) + relu(1 + D(G(z)))      G: -D(G(z))           (Lim & Ye 2017; SNGAN)
+    wgan_gp        D: D(G(z)) - D(x) + gp_lambda * (|grad D(x_hat)| - 1)^2,
+                   x_hat on random lines between real and fake   G: -D(G(z))      (Gulrajani 2017)
+    lsgan          D: (D(x) - 1)^2 / 2 + D(G(z))^2 / 2        G: (D(G(z)) - 1)^2 / 2  (Mao 2017, a=0, b=c=1)
+    r1 (any loss)  D: + r1_gamma / 2 * |grad D(x)|^2 on real images                   (Mescheder 2018)
+
+s is the sigmoid; every term is a mean over the batch. D's outputs are raw (logits); the
+non-saturating loss applies the sigmoid inside a stable BCE-with-logits.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn.functional as F
+
+
+def bce(logits, target: float):
+    return F.binary_cross_entropy_with_logits(logits, paddle.full_like(logits, target))
+
+
+def _d_nonsaturating(real, fake):
+    return bce(real, 1.0) + bce(fake, 0.0)
+
+
+def _g_nonsaturating(fake):
+    return bce(fake, 1.0)
+
+
+def _d_hinge(real, fake):
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _d_wasserstein(real, fake):
+    return fake.mean() - real.mean()
+
+
+def _g_minus_mean(fake):  # hinge and WGAN: G raises D's score of its images
+    return -fake.mean()
+
+
+def _d_least_squares(real, fake):
+    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake ** 2).mean()
+
+
+def _g_least_squares(fake):
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+# train.loss -> (D loss of (D(x), D(G(z))), G loss of D(G(z)))
+LOSSES = {
+    "nonsaturating": (_d_nonsaturating, _g_nonsaturating),
+    "hinge": (_d_hinge, _g_minus_mean),
+    "wgan_gp": (_d_wasserstein, _g_minus_mean),
+    "lsgan": (_d_least_squares, _g_least_squares),
+}
+
+
+def shown(loss: str, logits) -> float:
+    """What the logs call D(x) / D(G(z)): the mean probability for the non-saturating loss (a
+    classifier's output), D's mean raw score for the others."""
+    return float(F.sigmoid(logits).mean() if loss == "nonsaturating" else logits.mean())
+
+
+def input_gradient_norms(D_out, x):
+    """Per-sample |d sum(D(x)) / dx|_2, kept differentiable (create_graph) so that a penalty on it
+    reaches D's weights: the gradient of a gradient. x must have been created with stop_gradient
+    False before D ran on it."""
+    (grad,) = paddle.grad(D_out.sum(), x, create_graph=True)
+    return grad.reshape([grad.shape[0], -1]).norm(p=2, axis=1)
+
+
+def interpolates(real, fake):
+    """WGAN-GP's x_hat = e real + (1 - e) fake, e ~ U[0, 1] per sample (Paddle's RNG: fixed by the
+    step's seed), as a fresh leaf whose input gradient can be taken."""
+    e = paddle.rand([real.shape[0]] + [1] * (len(real.shape) - 1), dtype=real.dtype)
+    x_hat = (e * real + (1.0 - e) * fake).detach()
+    x_hat.stop_gradient = False
+    return x_hat
+
+
+def gradient_penalty(norms, weight: float):
+    """WGAN-GP: weight * mean (|grad D(x_hat)| - 1)^2."""
+    return weight * ((norms - 1.0) ** 2).mean()
+
+
+def r1_penalty(norms, gamma: float):
+    """R1: gamma / 2 * mean |grad D(x)|^2 over real images."""
+    return 0.5 * gamma * (norms ** 2).mean()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import paddle
 
 from . import layout, metrics
-from .checkpoint import read_state, rotate, save_checkpoint
+from .checkpoint import save_checkpoint
+from .history import rotate
+from .state_file import read_state
 from .config import Config
 from .errors import CheckpointError, TrainingError
 from .logger import RunLogger

@@ -1,4 +1,4 @@
-"""Checkpoints: self-describing folders written atomically, verified on load, rotated.
+"""Checkpoints: self-describing folders, written atomically and loaded without trusting them.
 
 Layout of a checkpoint folder (layout.checkpoint_dir: `<run>/checkpoints/step_<7-digit step>/`):
   G.pdparams, D.pdparams   model state dicts (paddle.load + set_state_dict)
@@ -9,7 +9,9 @@ Layout of a checkpoint folder (layout.checkpoint_dir: `<run>/checkpoints/step_<7
                            versions, and the size + SHA-256 of every file above
 A folder is built under a hidden temporary name and renamed into place only when complete and
 fsynced, so a visible step_XXXXXXX/ is always whole; state.json's hashes catch later damage.
-Loading reads each file once and checks its size and hash on the very bytes it deserialises.
+Loading checks state.json field by field (state_file.py), reads each file once, checks its size and
+hash on the very bytes it deserialises, and unpickles them with a restricted unpickler that cannot
+run code (safepickle.py). Listing, rotation and branching of a run's checkpoints: history.py.
 """
 from __future__ import annotations
 
@@ -18,24 +20,17 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import time
 
 import numpy as np
 import paddle
 
-from . import __version__, layout
-from .config import from_dict
-from .errors import CheckpointError, ConfigError
+from . import __version__, layout, safepickle
+from .errors import CheckpointError
+from .history import list_checkpoints
+from .state_file import FORMAT, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state, read_verified
 from .utils import atomic_write_text, fsync_dir
-
-FORMAT = "paddle_gan.checkpoint/1"
-STATE_FILE = "state.json"
-# what save_checkpoint takes and load_checkpoint returns -> the file it is kept in
-STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D": "D.pdopt", "G_ema": "G_ema.pdparams"}
-OPTIONAL = ("G_ema",)  # only in some runs (train.ema > 0)
-NOISE_FILE = "fixed_noise.npy"
 
 
 def _sha256(path: str) -> str:
@@ -91,58 +86,16 @@ def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.nda
     return final
 
 
-def read_state(ckpt: str, verify: bool = True) -> dict:
-    """state.json of a checkpoint folder; with verify, also check every listed file's size and hash."""
-    path = os.path.join(ckpt, STATE_FILE)
-    if not os.path.isdir(ckpt):
-        raise CheckpointError(f"{ckpt}: not a checkpoint folder")
+def _load_state_dict(ckpt: str, meta: dict, name: str) -> dict:
+    """A state dict file, verified, through the restricted unpickler: nothing in it can run."""
+    path = os.path.join(ckpt, name)
+    data = read_verified(ckpt, meta, name)
     try:
-        with open(path) as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing (incomplete checkpoint)") from None
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} state file")
-    if verify:
-        for name in meta["files"]:
-            _read_verified(ckpt, meta, name)
-    return meta
-
-
-def _read_verified(ckpt: str, meta: dict, name: str) -> bytes:
-    """The bytes of file `name` of a checkpoint, after checking their size and SHA-256 against
-    state.json: what is checked is exactly what gets deserialised."""
-    fp = os.path.join(ckpt, name)
-    info = meta["files"][name]
-    try:
-        with open(fp, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise CheckpointError(f"{fp}: missing") from None
-    except OSError as e:
-        raise CheckpointError(f"{fp}: unreadable ({e.strerror})") from None
-    if len(data) != info["bytes"]:
-        raise CheckpointError(f"{fp}: size {len(data)} bytes, expected {info['bytes']} (truncated?)")
-    if hashlib.sha256(data).hexdigest() != info["sha256"]:
-        raise CheckpointError(f"{fp}: content does not match its SHA-256 in {STATE_FILE} (corrupt)")
-    return data
-
-
-def _load_state_dict(ckpt: str, meta: dict, name: str):
-    data = _read_verified(ckpt, meta, name)
-    try:
-        return paddle.load(io.BytesIO(data))
+        return safepickle.load_state_dict(data)
+    except safepickle.RefusedPickle as e:
+        raise CheckpointError(f"{path}: refused to load: {e}") from None
     except Exception as e:  # a file that passed its hash but still does not unpickle
-        raise CheckpointError(f"{os.path.join(ckpt, name)}: cannot load ({type(e).__name__})") from None
-
-
-def checkpoint_config(meta: dict):
-    try:
-        return from_dict(meta["config"], where="checkpoint config")
-    except ConfigError as e:
-        raise CheckpointError(f"checkpoint config does not fit this paddle_gan version ({e})") from None
+        raise CheckpointError(f"{path}: cannot load ({type(e).__name__})") from None
 
 
 def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
@@ -152,23 +105,20 @@ def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
     meta = meta or read_state(ckpt, verify=False)
     out = dict(meta, cfg=checkpoint_config(meta), path=ckpt)
     for key, name in STATE_DICTS.items():
-        if key not in OPTIONAL or name in meta["files"]:
+        if name in meta["files"]:  # check_state made sure that every file the run needs is listed
             out[key] = _load_state_dict(ckpt, meta, name)
     try:
-        out["fixed_noise"] = np.load(io.BytesIO(_read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
+        noise = np.load(io.BytesIO(read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
     except ValueError as e:
         raise CheckpointError(f"{os.path.join(ckpt, NOISE_FILE)}: cannot load ({e})") from None
+    m = out["cfg"].model
+    if noise.dtype != np.float32 or noise.ndim != 2 or noise.shape[1] != m.z_dim or not len(noise):
+        raise CheckpointError(f"{os.path.join(ckpt, NOISE_FILE)}: expected float32 [N, {m.z_dim}], "
+                              f"got {noise.dtype} {list(noise.shape)}")
+    out["fixed_noise"] = noise
     return out
 
 
-def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:
-    """(step, folder) of every visible checkpoint of a run, oldest first (not verified)."""
-    root = layout.checkpoints_dir(run_dir)
-    if not os.path.isdir(root):
-        return []
-    found = [(step, os.path.join(root, name)) for name in os.listdir(root)
-             if (step := layout.parse_step(name)) is not None and os.path.isdir(os.path.join(root, name))]
-    return sorted(found)
 
 
 def load_latest(run_dir: str, log=print) -> dict | None:
@@ -182,44 +132,6 @@ def load_latest(run_dir: str, log=print) -> dict | None:
     return None
 
 
-def _remove(path: str) -> None:
-    """Delete a checkpoint folder without ever showing a half-deleted one: hide it by a rename
-    first (atomic), then delete; a kill in between leaves a hidden folder clean_temporary removes."""
-    hidden = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.del-{os.getpid()}")
-    os.rename(path, hidden)
-    shutil.rmtree(hidden, ignore_errors=True)
-
-
-def rotate(run_dir: str, keep: int, protect: str | None = None) -> None:
-    """Delete all but the `keep` newest checkpoints (keep=0: delete none); never `protect`."""
-    if keep <= 0:
-        return
-    for _, path in list_checkpoints(run_dir)[:-keep]:
-        if protect is None or os.path.abspath(path) != os.path.abspath(protect):
-            _remove(path)
-
-
-_ATOMIC_LEFTOVER = re.compile(r"^\..+\.tmp$")  # utils.atomic_write's temporary files
-
-
-def clean_temporary(run_dir: str) -> None:
-    """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*,
-    .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
-    checkpoint swapped out for a re-save of the same step (step_*.old-*) is put back if the new one
-    never arrived. Only call this while holding the run folder's lock."""
-    root = layout.checkpoints_dir(run_dir)
-    if os.path.isdir(root):
-        for name in os.listdir(root):
-            path = os.path.join(root, name)
-            if ".old-" in name and not os.path.exists(os.path.join(root, name.split(".old-")[0])):
-                os.rename(path, os.path.join(root, name.split(".old-")[0]))
-            elif name.startswith(".") or ".old-" in name:
-                shutil.rmtree(path, ignore_errors=True)
-    for folder in (run_dir, layout.samples_dir(run_dir)):
-        if os.path.isdir(folder):
-            for name in os.listdir(folder):
-                if _ATOMIC_LEFTOVER.match(name) and os.path.isfile(os.path.join(folder, name)):
-                    os.unlink(os.path.join(folder, name))
 
 
 @dataclasses.dataclass

@@ -7,7 +7,8 @@ import copy
 import os
 
 from . import distributed, layout
-from .checkpoint import list_checkpoints, load_checkpoint, load_latest
+from .checkpoint import load_checkpoint, load_latest
+from .history import list_checkpoints
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
 from .logger import say
@@ -36,6 +37,8 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         if config_path is None:
             raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
         output = os.path.join("work", os.path.splitext(os.path.basename(config_path))[0])
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise ConfigError(f"--output {output} is a file, not a run folder")
     if probe_lock and os.path.isdir(output):  # fail early and clearly if another process trains there
         RunLock(output).acquire().release()
     if resume == "latest":

@@ -1,8 +1,8 @@
 """The run folder's layout: every file and folder name of a run, in one place.
 
-    <run>/config.yaml  metrics.jsonl  samples/step_XXXXXXX.png  vdl/  curves.png  progress.gif
-          metric-<extractor>.jsonl  train.lock
-          checkpoints/step_XXXXXXX/  checkpoints/best/
+    <run>/config.yaml  metrics.jsonl  [metrics.jsonl.rejected]  samples/step_XXXXXXX.png  vdl/  curves.png
+          progress.gif  metric-<extractor>.jsonl  train.lock
+          checkpoints/step_XXXXXXX/  checkpoints/best/  [checkpoints/abandoned-<time>/]
 
 Other modules ask for paths here and never spell these names themselves, so the layout can be read
 (and changed) in one file. A step is always written with 7 digits (more when it outgrows them).
@@ -97,6 +97,17 @@ def checkpoint_dir(run: str, step: int) -> str:
 
 def best_dir(run: str) -> str:
     return os.path.join(checkpoints_dir(run), BEST)
+
+
+def abandoned_dir(run: str, stamp: str) -> str:
+    """checkpoints/abandoned-<stamp>/: the later history of a run that was branched from an older
+    checkpoint (history.abandon_later); list_checkpoints and rotation never look inside."""
+    return os.path.join(checkpoints_dir(run), f"abandoned-{stamp}")
+
+
+def rejected_metrics_path(run: str) -> str:
+    """Lines of the metrics log that could not be read, kept beside it instead of deleted."""
+    return os.path.join(run, METRICS + ".rejected")
 
 
 def is_run(folder: str) -> bool:

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from . import layout
+from .history import move_aside
 from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
 
 IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
@@ -30,17 +31,34 @@ TAGS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_real": "D/real", "D_fake": "D
 NOT_PLOTTED = ("step", "time", "epoch")
 
 
-def read_metrics(path: str) -> list[dict]:
-    """Rows of a metrics log; a torn last line (a kill mid-write) is ignored."""
-    rows = []
+def _row(line: bytes) -> dict | None:
+    """A metrics-log row, or None for a line that is not one: not UTF-8, not JSON, not an object with
+    a whole-number step >= 0 (a torn last line after a kill, or a file edited or damaged by hand)."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    ok = isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool)
+    return row if ok and row["step"] >= 0 else None
+
+
+def split_metrics(path: str) -> tuple[list[dict], list[bytes]]:
+    """(rows, unreadable lines) of a metrics log."""
+    rows, bad = [], []
     if os.path.isfile(path):
-        with open(path) as f:
+        with open(path, "rb") as f:
             for line in f:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
-    return rows
+                row = _row(line)
+                if row is not None:
+                    rows.append(row)
+                elif line.strip():
+                    bad.append(line.rstrip(b"\n") + b"\n")
+    return rows, bad
+
+
+def read_metrics(path: str) -> list[dict]:
+    """Rows of a metrics log; lines that are not rows (a torn last line after a kill) are passed over."""
+    return split_metrics(path)[0]
 
 
 def tag_for(key: str, generator: str = "G") -> str:
@@ -49,22 +67,35 @@ def tag_for(key: str, generator: str = "G") -> str:
 
 
 class RunLogger:
-    """Writes metrics rows and sample grids of one run folder, continuing from `start_step`."""
+    """Writes metrics rows and sample grids of one run folder, continuing from `start_step`.
 
-    def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10):
+    Rows and grids after start_step are a history that will not be continued: the steps a killed run
+    logged after its last checkpoint (dropped: they are trained again, identically), or with
+    `abandoned` (history.abandon_later's folder) a branch left behind, moved there. Lines of the log
+    that are not rows are moved beside it (layout.rejected_metrics_path) with a warning, never deleted."""
+
+    def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10, abandoned: str | None = None):
         from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
 
         self.run_dir = run_dir
         self.metrics_path = layout.metrics_path(run_dir)
         os.makedirs(layout.samples_dir(run_dir), exist_ok=True)
-        rows = [r for r in read_metrics(self.metrics_path) if r.get("step", 0) <= start_step]
+        all_rows, bad = split_metrics(self.metrics_path)
+        if bad:
+            with open(layout.rejected_metrics_path(run_dir), "ab") as f:
+                f.write(b"".join(bad))
+                f.flush()
+                os.fsync(f.fileno())
+            say(f"warning: {len(bad)} line(s) of {self.metrics_path} are not log rows (a write cut off by a kill, "
+                f"or damage); moved to {layout.rejected_metrics_path(run_dir)}")
+        rows = [r for r in all_rows if r["step"] <= start_step]
+        later = [p for s, p in layout.sample_files(run_dir) if s > start_step]
+        if abandoned:
+            move_aside([r for r in all_rows if r["step"] > start_step], later, abandoned)
         atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
-        samples = []
-        for step, path in layout.sample_files(run_dir):
-            if step > start_step:
-                os.unlink(path)
-            else:
-                samples.append((step, path))
+        for path in later if not abandoned else ():
+            os.unlink(path)
+        samples = [(s, p) for s, p in layout.sample_files(run_dir) if s <= start_step]
         vdl_dir = layout.vdl_dir(run_dir)
         os.makedirs(vdl_dir, exist_ok=True)
         for old in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):  # ours included: replayed below

@@ -18,13 +18,13 @@ import paddle
 
 from . import layout, metrics, ops, seeds
 from .bookkeeping import Best, Checkpoints, Interval
-from .checkpoint import clean_temporary
+from .history import abandon_later, clean_temporary
 from .conditional import class_grid, grid_labels
 from .config import Config, dump
 from .data import BatchStream, build_dataset
 from .distributed import SINGLE, World, agree, sync_batchnorm, wait_for_writer, wrap
 from .ema import EMA
-from .errors import TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .fast import faster, use_onednn_convs
 from .inference import generate
 from .logger import RunLogger, say, status_line
@@ -89,7 +89,11 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     writes run_dir). Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number or None).
     """
     t, m = cfg.train, cfg.model
-    dataset = build_dataset(cfg.data, m)  # bad data fails before anything is written
+    try:
+        dataset = build_dataset(cfg.data, m)  # bad data fails before anything is written
+    except MemoryError:
+        raise DataError(f"{cfg.data.name}: the images do not fit in memory at model.img_size={m.img_size} "
+                        f"(data.limit takes fewer)") from None
     stream = BatchStream(dataset.images, t.batch_size, t.seed, **(resume["data"] if resume else {}),
                          rank=world.rank, world=world.size, labels=dataset.labels if m.num_classes else None)
     extractor = (metrics.make_extractor(t.eval_extractor, cfg.data.name, m.channels, t.inception_weights or None)
@@ -97,16 +101,23 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     onednn = (m.name in CONVOLUTIONAL  # an MLP GAN has nothing to build the operator for
               and use_onednn_convs(t.conv, quiet=not world.writer))  # onednn unbuildable: fails here
     objective = Objective.of(cfg)
-    if world.writer:
-        os.makedirs(run_dir, exist_ok=True)
-
-    lock = RunLock(run_dir, warn=say) if world.writer else contextlib.nullcontext()  # one writer per run folder
-    # Adam names its moments (the .pdopt keys) from a process-wide counter: a fresh counter gives the
-    # same names in every process, also in one that has trained before (a notebook, a test)
-    with lock, paddle.utils.unique_name.guard():
+    with contextlib.ExitStack() as held:
+        # Adam names its moments (the .pdopt keys) from a process-wide counter: a fresh counter gives
+        # the same names in every process, also in one that has trained before (a notebook, a test)
+        held.enter_context(paddle.utils.unique_name.guard())
+        try:  # built before the run folder exists: a model too big for memory leaves nothing behind
+            M = _models(cfg, resume, world, onednn, objective)
+        except MemoryError:
+            sizes = (f"g_hidden={m.g_hidden}, d_hidden={m.d_hidden}" if m.name == "mlp" else
+                     f"g_channels={m.g_channels}, d_channels={m.d_channels}")
+            raise ConfigError(f"model: G and D do not fit in memory ({m.name}, {sizes}, img_size={m.img_size})") from None
+        abandoned = None
         if world.writer:
+            os.makedirs(run_dir, exist_ok=True)
+            held.enter_context(RunLock(run_dir, warn=say))  # one writer per run folder, from here to the end
             clean_temporary(run_dir)
-        M = _models(cfg, resume, world, onednn, objective)
+            if resume:  # resuming from an older checkpoint: move the later history aside (history.py)
+                abandoned = abandon_later(run_dir, resume["step"], log=say)
         if resume:
             step, fixed_noise, resumed_from = resume["step"], resume["fixed_noise"], resume["path"]
             say(f"resumed from {resumed_from} at step {step}")
@@ -126,7 +137,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         logger = None
         if world.writer:
             atomic_write_text(layout.config_path(run_dir), dump(cfg))
-            logger = RunLogger(run_dir, step)
+            logger = RunLogger(run_dir, step, abandoned=abandoned)
         best = Best(run_dir, t.eval_metric, extractor.name) if extractor else None
         interval = Interval()
 

@@ -12,7 +12,8 @@ import pytest
 
 from conftest import CONFIGS, REPO, TINY, assert_same_state, load_state, read_jsonl, run_train
 
-from paddle_gan.checkpoint import load_checkpoint, read_state
+from paddle_gan.checkpoint import load_checkpoint
+from paddle_gan.state_file import read_state
 from paddle_gan.data import BUNDLED_DIR
 
 QUICK = ["-c", os.path.join(CONFIGS, "quickstart.yaml")]

@@ -30,7 +30,7 @@ def eval_run(tmp_path_factory):
 def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
     from visualdl import LogReader
 
-    from paddle_gan.checkpoint import read_state
+    from paddle_gan.state_file import read_state
 
     run = eval_run
     rows = [r for r in read_jsonl(run / "metrics.jsonl") if FID in r]
@@ -58,7 +58,7 @@ def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
 
 
 def test_best_survives_resume_and_only_improves(eval_run, tmp_path):
-    from paddle_gan.checkpoint import read_state
+    from paddle_gan.state_file import read_state
 
     run = tmp_path / "run"
     shutil.copytree(eval_run, run)

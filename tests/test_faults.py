@@ -14,7 +14,9 @@ import time
 import pytest
 
 from conftest import CONFIGS, REPO, TINY, assert_same_state, quick, read_jsonl, run_train, train_cmd
-from paddle_gan.checkpoint import CheckpointError, list_checkpoints, read_state
+from paddle_gan.errors import CheckpointError
+from paddle_gan.history import list_checkpoints
+from paddle_gan.state_file import read_state
 from paddle_gan.data import BUNDLED_DIR
 from paddle_gan.logger import read_metrics
 
@@ -105,7 +107,7 @@ def test_kill9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_leftovers_of_a_killed_save_are_tidied_and_a_swapped_out_checkpoint_is_put_back(tmp_path):
-    from paddle_gan.checkpoint import clean_temporary
+    from paddle_gan.history import clean_temporary
 
     run = tmp_path / "run"
     quick(run, "train.steps=8")

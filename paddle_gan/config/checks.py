@@ -20,9 +20,10 @@ def validate(cfg: Config) -> None:
     need(d.split in SPLITS, "data.split", f"must be train or test, got {d.split!r}")
     need(d.name != "image_folder" or d.root != "", "data.root", "image_folder needs data.root (a folder of images)")
     need(d.limit >= 0, "data.limit", "must be >= 0")
+    need(d.max_pixels >= 1, "data.max_pixels", "must be >= 1")
     need(m.z_dim >= 1, "model.z_dim", "must be >= 1")
     need(m.channels in (1, 3), "model.channels", f"must be 1 or 3, got {m.channels}")
-    need(m.img_size >= 4, "model.img_size", "must be >= 4")
+    need(4 <= m.img_size <= 1024, "model.img_size", f"must be in 4..1024, got {m.img_size}")
     if m.name != "mlp":
         k = m.img_size // 4
         need(m.img_size % 4 == 0 and k >= 2 and k & (k - 1) == 0, "model.img_size",
@@ -43,6 +44,7 @@ def validate(cfg: Config) -> None:
         need(m.num_classes == LABELLED[d.name], "model.num_classes",
              f"{d.name} has {LABELLED[d.name]} classes, got {m.num_classes}")
     need(t.steps >= 0, "train.steps", "must be >= 0")
+    need(0 <= t.seed < 2 ** 32, "train.seed", f"must be in 0..{2 ** 32 - 1}, got {t.seed}")
     need(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
     for key in ("log_every", "save_every"):
         need(getattr(t, key) >= 1, f"train.{key}", "must be >= 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 
 import yaml
@@ -104,15 +105,29 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
     """Defaults <- YAML file <- overrides, then semantic checks. Raises ConfigError."""
     data = None
     if path is not None:
+        if os.path.isdir(path):
+            raise ConfigError(f"{path} is a folder; give a config file (configs/*.yaml)")
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise ConfigError(f"{path} is not a regular file; give a config file (configs/*.yaml)")
         try:
-            with open(path) as f:
-                data = yaml.safe_load(f)
+            with open(path, "rb") as f:
+                text = f.read(1 << 20).decode("utf-8")  # a config is a few kB; 1 MB is plenty
+            data = yaml.safe_load(text)
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text file (a YAML config is UTF-8 text)") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
             raise ConfigError(f"{path}: not valid YAML{where}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
+        if data is None:
+            raise ConfigError(f"{path}: empty; a config holds at least one of the sections data, model, train, "
+                              f"opt_G, opt_D (an empty file would train every default for 10000 steps)")
     cfg = from_dict(data, where=str(path))
     apply_overrides(cfg, list(overrides))
     validate(cfg)

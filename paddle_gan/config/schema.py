@@ -30,6 +30,7 @@ class DataConfig:
     download: bool = True  # fetch missing IDX/CIFAR files when online (MD5-checked)
     limit: int = 0  # use only the first N images (0 = all)
     cache: bool = True  # image_folder: keep the decoded uint8 array in ~/.cache/paddle_gan for the next run
+    max_pixels: int = 64_000_000  # image_folder: images with more pixels are skipped and counted (read from the header, before decoding)
 
 
 @dataclass

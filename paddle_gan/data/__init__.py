@@ -37,7 +37,7 @@ def build_dataset(data, model) -> ArrayDataset:
         return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
     if data.name == "image_folder":
         ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
-                               classes=model.num_classes > 0)
+                               classes=model.num_classes > 0, max_pixels=data.max_pixels)
         if model.num_classes and len(ds.classes) != model.num_classes:
             raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
                             f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "

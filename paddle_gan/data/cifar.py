@@ -1,7 +1,6 @@
 """CIFAR-10 from the python-version tarball cifar-10-python.tar.gz."""
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import tarfile
@@ -9,6 +8,7 @@ import tarfile
 import cv2
 import numpy as np
 
+from .. import safepickle
 from ..errors import DataError
 from .arrays import ArrayDataset, log, resize_square, take_first
 from .download import locate, paddle_data_home
@@ -31,10 +31,12 @@ def load_cifar10(root: str, split: str, img_size: int, channels: int, download: 
             for m in members:
                 if m not in by_name:
                     raise DataError(f"{path}: member {m} missing (not a CIFAR-10 python tarball?)")
-                batch = pickle.load(io.BytesIO(tar.extractfile(by_name[m]).read()), encoding="bytes")
+                batch = safepickle.loads(tar.extractfile(by_name[m]).read(), encoding="bytes")
                 images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
                 labels.append(np.asarray(batch[b"labels"], np.int64))
-    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, ValueError) as e:
+    except safepickle.RefusedPickle as e:
+        raise DataError(f"{path}: refused to load {m}: {e}") from None
+    except (tarfile.TarError, EOFError, OSError, pickle.UnpicklingError, KeyError, ValueError, TypeError) as e:
         raise DataError(f"{path}: cannot read CIFAR-10 tarball ({type(e).__name__}: {e})") from None
     images, labels = take_first(np.concatenate(images), np.concatenate(labels), limit)
     if channels == 1:

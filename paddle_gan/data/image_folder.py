@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -16,34 +19,77 @@ from .arrays import ArrayDataset, cache_dir, log, resize_square
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
-def _decode(path: str, img_size: int, channels: int):
+def _pixels(path: str) -> int | None:
+    """Width x height from the file's header, without decoding it (None if no header is readable)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
+        try:
+            with Image.open(path) as im:
+                return im.size[0] * im.size[1]
+        except Image.DecompressionBombError:  # over twice PIL's own limit: certainly over ours too
+            return 1 << 62
+        except Exception:
+            return None
+
+
+def _decode(path: str, img_size: int, channels: int, max_pixels: int):
+    """(C x S x S uint8 image, None) or (None, why it was skipped)."""
+    pixels = _pixels(path)
+    if pixels is not None and pixels > max_pixels:
+        return None, "too big"
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR  # grey/RGBA -> the config's channels
     try:
         img = cv2.imdecode(np.fromfile(path, np.uint8), flag)
-    except (OSError, cv2.error):
-        return None
+    except (OSError, cv2.error, MemoryError):
+        return None, "undecodable"
     if img is None or img.size == 0:
-        return None
+        return None, "undecodable"
     if channels == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     img = resize_square(img, img_size)
-    return img.reshape(img_size, img_size, channels).transpose(2, 0, 1)
+    return img.reshape(img_size, img_size, channels).transpose(2, 0, 1), None
 
 
-def _image_files(folder: str) -> list[str]:
-    return sorted(os.path.join(d, f) for d, _, fs in os.walk(folder, followlinks=True) for f in fs
-                  if f.lower().endswith(IMAGE_EXTS))
+def _image_files(folder: str, seen: set, skipped: list) -> list[str]:
+    """Image files under folder, sorted. Each real directory is read once: a directory link that
+    loops back, or a second way into a folder already read, is not followed again. Only regular
+    files count: FIFOs, sockets, devices and dangling or looping links are appended to `skipped`."""
+    files = []
+    for d, dirs, names in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(d)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        for name in sorted(n for n in names if n.lower().endswith(IMAGE_EXTS)):
+            path = os.path.join(d, name)
+            try:
+                regular = stat.S_ISREG(os.stat(path).st_mode)  # follows links: dangling or looping ones fail
+            except OSError:
+                regular = False
+            (files if regular else skipped).append(path)
+    return sorted(files)  # by full path, as always: the dataset's order (and its cache key) stay the same
 
 
-def _labelled_files(root: str, classes: bool) -> tuple[list[str], list[int], list[str]]:
+def _labelled_files(root: str, classes: bool, skipped: list) -> tuple[list[str], list[int], list[str]]:
     """(files, their labels, class names): one class per sub-folder of root when `classes`, else
     every image under root with label -1."""
+    seen: set = set()
     if not classes:
-        files = _image_files(root)
+        files = _image_files(root, seen, skipped)
         return files, [-1] * len(files), []
+    st = os.stat(root)
+    seen.add((st.st_dev, st.st_ino))  # the root's own files are not any class's
     names, files, labels = [], [], []
     for name in sorted(os.listdir(root)):
-        found = _image_files(os.path.join(root, name)) if os.path.isdir(os.path.join(root, name)) else []
+        found = _image_files(os.path.join(root, name), seen, skipped) if os.path.isdir(os.path.join(root, name)) else []
         if found:
             names.append(name)
             files += found
@@ -51,45 +97,55 @@ def _labelled_files(root: str, classes: bool) -> tuple[list[str], list[int], lis
     if not names:
         raise DataError(f"data.root {root!r} has no class sub-folders with images; a class-conditional model "
                         f"(model.num_classes) needs one sub-folder per class")
-    loose = len(_image_files(root)) - len(files)
+    loose = [n for n in os.listdir(root) if n.lower().endswith(IMAGE_EXTS) and not os.path.isdir(os.path.join(root, n))]
     if loose:
-        log(f"image_folder: {loose} images outside the class sub-folders of {root} are not used")
+        log(f"image_folder: {len(loose)} images outside the class sub-folders of {root} are not used")
     return files, labels, names
 
 
 def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, cache: bool = True,
-                      classes: bool = False) -> ArrayDataset:
+                      classes: bool = False, max_pixels: int = 64_000_000) -> ArrayDataset:
     """Every jpg/png/webp/bmp under root (recursive, sorted), centre-cropped and resized; RGB or grey.
-    classes: label each image by the sub-folder of root it is in (class names = folder names)."""
+    classes: label each image by the sub-folder of root it is in (class names = folder names).
+    Skipped and counted: files that are not regular files, that do not decode, or whose header
+    says they have more than max_pixels pixels (checked before decoding)."""
     if not os.path.exists(root):
         raise DataError(f"data.root {root!r} does not exist")
     if not os.path.isdir(root):
         raise DataError(f"data.root {root!r} is a file; image_folder needs a folder of images")
-    files, labels, names = _labelled_files(root, classes)
+    irregular: list = []
+    files, labels, names = _labelled_files(root, classes, irregular)
     if limit:
         files, labels = files[:limit], labels[:limit]
     if not files:
-        raise DataError(f"data.root {root!r} holds no {'/'.join(e[1:] for e in IMAGE_EXTS)} images")
-    key = hashlib.sha1(repr((os.path.abspath(root), img_size, channels, labels,
+        raise DataError(f"data.root {root!r} holds no {'/'.join(e[1:] for e in IMAGE_EXTS)} images"
+                        + (f" that are regular files ({len(irregular)} are not)" if irregular else ""))
+    key = hashlib.sha1(repr((os.path.abspath(root), img_size, channels, labels, max_pixels,
                              [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files])).encode()).hexdigest()
     cached = os.path.join(cache_dir(), "image_folder", f"{key}.npy")
     cached_labels = os.path.join(cache_dir(), "image_folder", f"{key}.labels.npy")
     if cache and os.path.isfile(cached) and os.path.isfile(cached_labels):
         try:
             images, kept = np.load(cached, mmap_mode="r"), np.load(cached_labels)
+            if images.shape[1:] != (channels, img_size, img_size) or len(kept) != len(images):
+                raise ValueError("shape")
             log(f"image_folder: {len(images)} decoded images from cache {cached}")
             return ArrayDataset(images, kept, name="image_folder", classes=names)
         except (OSError, ValueError):
             log(f"image_folder: cache {cached} unreadable; decoding again")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 releases the GIL
-        decoded = list(pool.map(lambda f: _decode(f, img_size, channels), files))
-    ok = [i for i, im in enumerate(decoded) if im is not None]
-    skipped = len(files) - len(ok)
-    if skipped:
-        log(f"image_folder: skipped {skipped} of {len(files)} files that do not decode as images")
+        decoded = list(pool.map(lambda f: _decode(f, img_size, channels, max_pixels), files))
+    ok = [i for i, (im, _) in enumerate(decoded) if im is not None]
+    why = Counter(reason for _, reason in decoded if reason) + Counter({"not a regular file": len(irregular)})
+    if why:
+        said = {"undecodable": "do not decode as images", "too big": f"have more than data.max_pixels={max_pixels} pixels",
+                "not a regular file": "are not regular files (FIFOs, devices, broken links)"}
+        log(f"image_folder: skipped {sum(why.values())} of {len(files) + len(irregular)} files: "
+            + "; ".join(f"{n} {said[k]}" for k, n in sorted(why.items())))
     if not ok:
-        raise DataError(f"data.root {root!r}: none of the {len(files)} image files decode")
-    images, kept = np.stack([decoded[i] for i in ok]), np.asarray([labels[i] for i in ok], np.int64)
+        raise DataError(f"data.root {root!r}: none of the {len(files)} image files decode within the limits "
+                        f"({', '.join(f'{n} {k}' for k, n in sorted(why.items()))})")
+    images, kept = np.stack([decoded[i][0] for i in ok]), np.asarray([labels[i] for i in ok], np.int64)
     del decoded
     if cache:
         try:

@@ -16,6 +16,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .. import safepickle
+
 # Paddle port of the FID weights (PaddleGAN's mirror); pytorch-fid's .pth is accepted too.
 WEIGHTS_URL = "https://paddlegan.bj.bcebos.com/InceptionV3.pdparams"
 FEATURE_DIM = 2048
@@ -176,9 +178,15 @@ def _read_weights(path: str) -> dict:
         except ImportError:
             raise DataError(f"{path}: a PyTorch file; reading it needs torch (pip install torch), "
                             f"or give a .pdparams") from None
-        return torch.load(path, map_location="cpu")
+        try:  # weights_only: torch's own restricted unpickler (tensors and containers, no code)
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise DataError(f"{path}: cannot read Inception weights ({str(e).strip().splitlines()[0][:200]})") from None
     try:
-        return paddle.load(path)
+        with open(path, "rb") as f:
+            return safepickle.load_state_dict(f.read())
+    except safepickle.RefusedPickle as e:
+        raise DataError(f"{path}: refused to load: {e}") from None
     except Exception as e:
         raise DataError(f"{path}: cannot read Inception weights ({type(e).__name__})") from None
 

@@ -18,6 +18,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from .. import safepickle
+
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 SHORT = {"fashion_mnist": "fashion", "mnist": "mnist"}  # dataset -> metric-name suffix
 FEATURE_DIM = 128
@@ -64,7 +66,11 @@ class LeNetExtractor:
         self.name = f"lenet_{SHORT[dataset]}"
         self.dataset = dataset  # its classifier's classes are this dataset's labels
         self.model = LeNet()
-        self.model.set_state_dict(paddle.load(path))
+        try:
+            with open(path, "rb") as f:
+                self.model.set_state_dict(safepickle.load_state_dict(f.read()))
+        except safepickle.RefusedPickle as e:
+            raise DataError(f"{path}: refused to load: {e}") from None
         self.model.eval()
         info = os.path.splitext(path)[0] + ".json"
         self.info = json.load(open(info)) if os.path.isfile(info) else {}

@@ -1,8 +1,11 @@
 """paddle_gan: the classic GANs (MLP GAN, DCGAN) in PaddlePaddle dygraph.
 
-Paddle itself comes from an extra so that GPU users are not forced onto the CPU wheel:
-    pip install -e ".[cpu]"    # paddlepaddle (CPU)
-    pip install -e ".[gpu]"    # paddlepaddle-gpu (pick the CUDA build Paddle's docs name for your driver)
+Paddle itself is not a plain requirement, so that installing paddle_gan never pulls the CPU wheel
+over a CUDA one:
+    pip install -e ".[cpu]"    # CPU: paddlepaddle from the default package index
+    GPU: first paddlepaddle-gpu 3.x from Paddle's own package index for your CUDA version (Paddle's
+    install guide gives the command; the default index has only paddlepaddle-gpu <= 2.6), then
+    pip install -e .
 """
 from setuptools import find_packages, setup
 
@@ -23,8 +26,7 @@ setup(
         "PyYAML",
     ],
     extras_require={
-        "cpu": ["paddlepaddle>=3.0"],
-        "gpu": ["paddlepaddle-gpu>=3.0"],
+        "cpu": ["paddlepaddle>=3.0"],  # no "gpu" extra: paddlepaddle-gpu 3.x is not on the default index
         "test": ["pytest"],
     },
 )

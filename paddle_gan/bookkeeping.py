@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import paddle
 
-from . import layout, metrics
+from . import device, layout, metrics
 from .checkpoint import save_checkpoint
 from .history import rotate
 from .state_file import read_state
@@ -63,7 +63,7 @@ class Checkpoints:
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last})")
         state = {"seed": self.cfg.train.seed, "data": self.stream.state(), "config": self.cfg.to_dict(),
                  "amp": self.precision.state_dict(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
-                 **self.state, **extra}
+                 "device": paddle.get_device(), "paddle_build": device.build(), **self.state, **extra}
         try:
             return save_checkpoint(layout.checkpoints_dir(self.run_dir), step, self.models, self.fixed_noise,
                                    state, name=name)

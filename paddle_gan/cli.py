@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 import os
 
-from . import distributed, layout
+import paddle
+
+from . import device, distributed, layout
 from .checkpoint import load_checkpoint, load_latest
 from .history import list_checkpoints
 from .config import apply_overrides, diff, load_config, validate
@@ -16,9 +18,10 @@ from .runlock import RunLock
 
 
 def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None,
-            probe_lock: bool = True):
+            probe_lock: bool = True, note=say):
     """(cfg, run_dir, loaded checkpoint or None) for a command line; raises ConfigError/CheckpointError.
-    The checkpoint is read and verified here, once, before any data is decoded.
+    The checkpoint is read and verified here, once, before any data is decoded. What is worth saying
+    (skipped checkpoints, changed settings) goes to `note`.
     probe_lock: fail now if another trainer holds the run folder (off for the ranks that do not write)."""
     ckpt = None
     if resume not in (None, "latest"):
@@ -42,11 +45,11 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     if probe_lock and os.path.isdir(output):  # fail early and clearly if another process trains there
         RunLock(output).acquire().release()
     if resume == "latest":
-        ckpt = load_latest(output, log=lambda m: say(f"warning: {m}"))
+        ckpt = load_latest(output, log=lambda m: note(f"warning: {m}"))
         if ckpt is None and list_checkpoints(output):
             raise CheckpointError(f"--resume: no valid checkpoint in {layout.checkpoints_dir(output)}")
         if ckpt is None:  # killed before its first save, or never started: nothing to lose, start from step 0
-            say(f"--resume: no checkpoint in {output} yet; starting from step 0")
+            note(f"--resume: no checkpoint in {output} yet; starting from step 0")
 
     if ckpt is None:
         if config_path is None:
@@ -68,7 +71,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     if identity:
         raise ConfigError(f"cannot resume {ckpt['path']} with a different model or dataset: {'; '.join(identity)}")
     if other:
-        say(f"resume with changed settings: {'; '.join(other)}")
+        note(f"resume with changed settings: {'; '.join(other)}")
     return cfg, output, ckpt
 
 
@@ -80,10 +83,18 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
 
     def body() -> int:
         world = distributed.init()
-        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume, probe_lock=world.writer)
+        notes: list[str] = []
+        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume, probe_lock=world.writer,
+                                     note=notes.append)
+        used = device.use(cfg.train.device)
+        if world.parallel and used.startswith("gpu"):  # one GPU per process: the launcher's choice for this rank
+            paddle.set_device("gpu")
+            used = paddle.get_device()
         if world.writer:
-            say(f"run folder: {run_dir}" + (f" ({world.size} processes x train.batch_size={cfg.train.batch_size})"
-                                            if world.parallel else ""))
+            say(f"run folder: {run_dir} | device {used} ({device.build()})"
+                + (f" | {world.size} processes x train.batch_size={cfg.train.batch_size}" if world.parallel else ""))
+            for line in notes:
+                say(line)
         result = train(cfg, run_dir, ckpt, world)
         if result["stopped_by"] is not None:
             return 128 + result["stopped_by"]

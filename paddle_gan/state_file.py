@@ -77,6 +77,8 @@ def check_state(meta, ckpt: str) -> None:
          "data must be {epoch, offset}, whole numbers >= 0")
     need(_is_int(meta.get("seed")), "seed must be a whole number")
     need(isinstance(meta.get("amp", {}), dict), "amp must be a mapping")
+    need(all(isinstance(meta.get(k, ""), str) for k in ("device", "paddle_build", "paddle", "paddle_gan")),
+         "device, paddle_build, paddle and paddle_gan must be strings")
     classes = meta.get("classes", [])
     need(isinstance(classes, list) and all(isinstance(c, str) for c in classes)
          and len(classes) in (0, cfg.model.num_classes), "classes must be a list of model.num_classes names")

@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def main(argv=None) -> int:
     from paddle_gan.config import EXTRACTORS
+    from paddle_gan import device
     from paddle_gan.errors import run_tool
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
     p.add_argument("--inception-weights", help="FID Inception weights (.pdparams, or pytorch-fid's .pth)")
     p.add_argument("--img-size", type=int, default=32, help="with --real: the size images are scored at")
+    p.add_argument("--device", default="auto", help="auto (a GPU when Paddle is a CUDA build and sees one, "
+                   "else the CPU) | cpu | gpu | gpu:N")
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
@@ -41,6 +44,7 @@ def main(argv=None) -> int:
     from paddle_gan.metrics import evaluate_checkpoint
 
     def body() -> int:
+        device.use(args.device, key="--device")
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
                                      args.inception_weights, args.real, args.img_size, raw=args.raw)
         print(json.dumps(record))

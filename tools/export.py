@@ -23,14 +23,18 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
+    p.add_argument("--device", default="auto", help="auto (a GPU when Paddle is a CUDA build and sees one, "
+                   "else the CPU) | cpu | gpu | gpu:N")
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
     from paddle_gan.checkpoint import open_generator
+    from paddle_gan import device
     from paddle_gan.errors import run_tool
     from paddle_gan.inference import export_generator
 
     def body() -> int:
+        device.use(args.device, key="--device")
         gen = open_generator(args.checkpoint, raw=args.raw)
         prefix = export_generator(gen.G, gen.cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint),
                                   classes=gen.classes, which=gen.which)

@@ -32,12 +32,14 @@ def main(argv=None) -> int:
     p.add_argument("--gif", action="store_true", help="assemble the run's samples/*.png into progress.gif")
     p.add_argument("--class", dest="cls", metavar="CLASS",
                    help="class-conditional models: generate this class (index or name); default: every class in turn")
+    p.add_argument("--device", default="auto", help="auto (a GPU when Paddle is a CUDA build and sees one, "
+                   "else the CPU) | cpu | gpu | gpu:N")
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
     if args.num < 1 or args.interpolate < 0 or args.steps < 2:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
-    from paddle_gan import layout
+    from paddle_gan import device, layout
     from paddle_gan.checkpoint import open_generator
     from paddle_gan.conditional import balanced_labels, class_grid, grid_labels
     from paddle_gan.errors import DataError, run_tool
@@ -46,6 +48,7 @@ def main(argv=None) -> int:
     from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
 
     def body() -> int:
+        device.use(args.device, key="--device")
         gen = open_generator(args.checkpoint, raw=args.raw)
         G, cfg, C = gen.G, gen.cfg, gen.cfg.model.num_classes
         cls = class_index(args.cls, gen.classes) if args.cls is not None else None

@@ -2,6 +2,8 @@
 error names its key."""
 from __future__ import annotations
 
+import re
+
 from ..errors import ConfigError
 from .schema import (AMP, CONVS, D_CONDS, D_NORMS, DATASET_NAMES, EVAL_METRICS, EXTRACTORS, INITS, LABELLED, LOSSES,
                      MODEL_NAMES, SPLITS, Config, TrainConfig)
@@ -57,6 +59,8 @@ def validate(cfg: Config) -> None:
          f"unknown score {t.eval_metric!r} (choose from {', '.join(EVAL_METRICS)})")
     need(t.eval_extractor in EXTRACTORS, "train.eval_extractor",
          f"must be auto, lenet or inception, got {t.eval_extractor!r}")
+    need(bool(re.match(r"^(auto|cpu|gpu(:\d+)?)$", t.device)), "train.device",
+         f"must be auto, cpu, gpu or gpu:N, got {t.device!r}")
     need(t.conv in CONVS, "train.conv", f"must be auto, onednn or paddle, got {t.conv!r}")
     need(t.loss in LOSSES, "train.loss", f"unknown loss {t.loss!r} (choose from {', '.join(LOSSES)})")
     need(t.gp_lambda > 0, "train.gp_lambda", "must be > 0")

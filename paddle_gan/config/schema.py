@@ -75,6 +75,7 @@ class TrainConfig:
     inception_weights: str = ""  # FID Inception weights (.pdparams, or pytorch-fid's .pth); "" = ~/.cache/paddle_gan/InceptionV3.pdparams, downloaded once
     progress_gif: bool = False  # at the end of a run, assemble samples/*.png into progress.gif
     amp: str = ""  # "" = float32 | float16 | bfloat16: mixed precision (autocast O1; float16 adds a GradScaler per optimizer). For GPUs: on CPU Paddle's autocast keeps float32, so nothing changes
+    device: str = "auto"  # auto (GPU 0 when Paddle is a CUDA build and sees a GPU, else the CPU) | cpu | gpu | gpu:N
     conv: str = "auto"  # convolutions for CPU training: onednn (paddle_gan/ops, built on first use with g++; ~1.7x faster) | paddle (Paddle's own kernels, the reference) | auto = onednn where it builds, else paddle
     to_static: bool = False  # compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured about 2x slower than dygraph)
     loss: str = "nonsaturating"  # nonsaturating (DCGAN's BCE) | hinge (SNGAN) | wgan_gp (critic + gradient penalty) | lsgan (least squares); formulas in losses.py

@@ -24,6 +24,7 @@ setup(
         "matplotlib",
         "visualdl",
         "PyYAML",
+        "tqdm",  # live progress bars on a terminal (a well-kept library instead of a hand-made bar)
     ],
     extras_require={
         "cpu": ["paddlepaddle>=3.0"],  # no "gpu" extra: paddlepaddle-gpu 3.x is not on the default index

@@ -1,10 +1,15 @@
 """tools/train.py's command line turned into a run: which config, which run folder, which checkpoint
-to continue from (resolve), and the training call with its exit code (run).
+to continue from (resolve), the training call with its exit code (run), and the exact command that
+continues a run (Invocation.command). With no config, no run folder and no checkpoint given, the run
+is the quickstart: configs/quickstart.yaml into work/quickstart/.
 """
 from __future__ import annotations
 
 import copy
+import glob
 import os
+import shlex
+from dataclasses import dataclass, field
 
 import paddle
 
@@ -13,7 +18,7 @@ from .checkpoint import load_checkpoint, load_latest
 from .history import list_checkpoints
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
-from .logger import say
+from .progress import say
 from .runlock import RunLock
 
 
@@ -45,10 +50,13 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     if probe_lock and os.path.isdir(output):  # fail early and clearly if another process trains there
         RunLock(output).acquire().release()
     if resume == "latest":
+        if not os.path.isdir(output):
+            note(f"--resume: there is no run folder {output} (nothing to continue): starting a new run there, "
+                 f"from step 0")
         ckpt = load_latest(output, log=lambda m: note(f"warning: {m}"))
         if ckpt is None and list_checkpoints(output):
             raise CheckpointError(f"--resume: no valid checkpoint in {layout.checkpoints_dir(output)}")
-        if ckpt is None:  # killed before its first save, or never started: nothing to lose, start from step 0
+        elif ckpt is None:  # killed before its first save: nothing to lose, start from step 0
             note(f"--resume: no checkpoint in {output} yet; starting from step 0")
 
     if ckpt is None:
@@ -58,7 +66,8 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         existing = list_checkpoints(output)
         if existing:
             raise ConfigError(f"{output} already holds checkpoints (newest: step {existing[-1][0]}); "
-                              f"continue it with --resume, or start a new run with --output DIR")
+                              f"continue it with --resume (and -o train.steps=N to train longer), "
+                              f"or start a new run with --output DIR")
         return cfg, output, None
 
     saved = ckpt["cfg"]
@@ -75,8 +84,51 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     return cfg, output, ckpt
 
 
-def run(config: str | None = None, overrides: list[str] = (), output: str | None = None,
-        resume: str | None = None) -> int:
+@dataclass
+class Invocation:
+    """A tools/train.py command line: what was given, and the quickstart when nothing was."""
+    config: str | None = None
+    overrides: list = field(default_factory=list)
+    output: str | None = None
+    resume: str | None = None
+    quickstart: str | None = None  # the quickstart config, used when neither -c nor a run folder is given
+
+    def __post_init__(self):
+        self.default = self.config is None and self.output is None and self.resume in (None, "latest")
+        if self.default and self.quickstart:
+            self.config = self.quickstart
+
+    def command(self, run_dir: str, steps: int | None = None) -> str:
+        """The exact command that continues the run in run_dir (to `steps` in all, if given): the
+        same config and overrides as now (a config file is read again on resume), --output unless
+        it is the default folder, and --resume."""
+        args = ["python", "tools/train.py"]
+        if self.config and not self.default:
+            args += ["-c", self.config]
+        if os.path.normpath(run_dir) != os.path.normpath(self.default_output() or ""):
+            args += ["--output", run_dir]
+        args.append("--resume")
+        # a config file is read again on resume, so its overrides are given again; without one, the
+        # checkpoint's own config already holds them
+        keep = [o for o in self.overrides if not (steps and o.startswith("train.steps="))] if self.config else []
+        keep += [f"train.steps={steps}"] if steps else []
+        return shlex.join(args + (["-o", *keep] if keep else []))
+
+    def default_output(self) -> str | None:
+        return os.path.join("work", os.path.splitext(os.path.basename(self.config))[0]) if self.config else None
+
+
+def describe_configs(folder: str) -> list[tuple[str, str]]:
+    """(file name, its first line: a one-line comment saying what it trains) of every config in folder."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(folder, "*.yaml"))):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+        out.append((os.path.basename(path), first.lstrip("#").strip() if first.startswith("#") else ""))
+    return out
+
+
+def run(inv: Invocation) -> int:
     """The body of tools/train.py; returns the process exit code (0 done, 2 bad input, 1 training
     error, 130/143 stopped by SIGINT/SIGTERM after saving)."""
     from .train import train
@@ -84,22 +136,27 @@ def run(config: str | None = None, overrides: list[str] = (), output: str | None
     def body() -> int:
         world = distributed.init()
         notes: list[str] = []
-        cfg, run_dir, ckpt = resolve(config, list(overrides), output, resume, probe_lock=world.writer,
-                                     note=notes.append)
+        cfg, run_dir, ckpt = resolve(inv.config, list(inv.overrides), inv.output, inv.resume,
+                                     probe_lock=world.writer, note=notes.append)
         used = device.use(cfg.train.device)
         if world.parallel and used.startswith("gpu"):  # one GPU per process: the launcher's choice for this rank
             paddle.set_device("gpu")
             used = paddle.get_device()
         if world.writer:
-            say(f"run folder: {run_dir} | device {used} ({device.build()})"
+            what = (f"no config given: the quickstart ({os.path.relpath(inv.config)}: DCGAN-32 on the Fashion-MNIST "
+                    f"test split inside the package, offline) into {run_dir}/" if inv.default and not ckpt
+                    else f"run folder: {run_dir}")
+            say(f"{what} | device {used} ({device.build()})"
                 + (f" | {world.size} processes x train.batch_size={cfg.train.batch_size}" if world.parallel else ""))
             for line in notes:
                 say(line)
         result = train(cfg, run_dir, ckpt, world)
-        if result["stopped_by"] is not None:
-            return 128 + result["stopped_by"]
-        if world.writer:
-            say(f"done: step {result['step']}, checkpoint {result['checkpoint']}")
-        return 0
+        if world.writer and result["stopped_by"] is not None:
+            say(f"stopped at step {result['step']}; checkpoint {result['checkpoint']}; continue with: "
+                f"{inv.command(run_dir)}")
+        elif world.writer:
+            say(f"done: step {result['step']}, checkpoint {result['checkpoint']}; to train longer: "
+                f"{inv.command(run_dir, steps=2 * result['step'] or cfg.train.steps)}")
+        return 0 if result["stopped_by"] is None else 128 + result["stopped_by"]
 
     return run_tool(body, interrupted="interrupted; nothing saved since the last checkpoint")

@@ -8,7 +8,7 @@ import paddle
 
 from . import ops
 from .config import ConfigError
-from .logger import say
+from .progress import say
 
 
 def use_onednn_convs(choice: str, quiet: bool = False) -> bool:

@@ -7,14 +7,15 @@ import os
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 
 from . import seeds
 from .utils import atomic_write_text
 
 
-def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
+def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 256, on_batch=None) -> np.ndarray:
     """G(z) (G(z, labels) for a conditional G) in eval mode (BatchNorm running statistics) without
-    touching training state."""
+    touching training state. on_batch(n) is called as each batch of n images is done."""
     was_training = G.training
     G.eval()
     out = []
@@ -25,6 +26,8 @@ def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 25
                 if labels is not None:
                     args.append(paddle.to_tensor(np.asarray(labels[i:i + batch], np.int64)))
                 out.append(G(*args).numpy())
+                if on_batch:
+                    on_batch(len(out[-1]))
     finally:
         if was_training:
             G.train()
@@ -70,26 +73,38 @@ def class_index(spec: str, classes: list[str]) -> int:
     raise ConfigError(f"--class {spec}: not a class of this generator ({shown})")
 
 
-class _ExportedGenerator(paddle.nn.Layer):
-    """z [N, z_dim] float32 (and label [N] int64 for a conditional G) -> images: float [N, C, H, W]
-    in [-1, 1], or uint8 [N, H, W, C] in 0..255."""
+def _as_uint8(x):
+    """[N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] in 0..255. (Clamped with hardtanh before the
+    scaling: paddle.clip with number bounds made paddle.jit.save print "static graph(PIR) not support
+    input out tensor" on every export.)"""
+    return paddle.round((F.hardtanh(x, -1.0, 1.0) + 1.0) * 127.5).astype("uint8").transpose([0, 2, 3, 1])
 
-    def __init__(self, G, uint8: bool):
+
+# One class per signature and output.
+class _Exported(paddle.nn.Layer):
+    """z [N, z_dim] float32 -> float [N, C, H, W] in [-1, 1]."""
+
+    def __init__(self, G):
         super().__init__()
-        self.G, self.uint8 = G, uint8
-
-    def _out(self, x):
-        if self.uint8:
-            x = paddle.clip(paddle.round((x + 1.0) * 127.5), 0, 255).astype("uint8").transpose([0, 2, 3, 1])
-        return x
+        self.G = G
 
     def forward(self, z):
-        return self._out(self.G(z))
+        return self.G(z)
 
 
-class _ExportedConditionalGenerator(_ExportedGenerator):
+class _ExportedUint8(_Exported):
+    def forward(self, z):
+        return _as_uint8(self.G(z))
+
+
+class _ExportedConditional(_Exported):
     def forward(self, z, label):
-        return self._out(self.G(z, label))
+        return self.G(z, label)
+
+
+class _ExportedConditionalUint8(_Exported):
+    def forward(self, z, label):
+        return _as_uint8(self.G(z, label))
 
 
 def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "", classes=(),
@@ -102,12 +117,14 @@ def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = ""
     os.makedirs(out_dir, exist_ok=True)
     G.eval()
     prefix = os.path.join(out_dir, "generator")
-    layer = (_ExportedConditionalGenerator if m.num_classes else _ExportedGenerator)(G, uint8)
+    layer = {(False, False): _Exported, (False, True): _ExportedUint8, (True, False): _ExportedConditional,
+             (True, True): _ExportedConditionalUint8}[(bool(m.num_classes), uint8)](G)
     layer.eval()
     spec = [InputSpec([None, m.z_dim], "float32", "z")] + ([InputSpec([None], "int64", "label")] if m.num_classes else [])
     paddle.jit.save(layer, prefix, input_spec=spec)
-    output = (f"uint8 [N, {m.img_size}, {m.img_size}, {m.channels}] in 0..255 (HWC, RGB)" if uint8 else
-              f"float32 [N, {m.channels}, {m.img_size}, {m.img_size}] in [-1, 1] (CHW, RGB)")
+    colours = "RGB" if m.channels == 3 else "grey"
+    output = (f"uint8 [N, {m.img_size}, {m.img_size}, {m.channels}] in 0..255 (HWC, {colours})" if uint8 else
+              f"float32 [N, {m.channels}, {m.img_size}, {m.img_size}] in [-1, 1] (CHW, {colours})")
     inputs = f"z: float32 [N, {m.z_dim}], z ~ N(0, I)"
     if m.num_classes:
         inputs += f"; label: int64 [N] in 0..{m.num_classes - 1}, the class of each image"

@@ -14,19 +14,21 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
 from . import layout
 from .history import move_aside
+from .progress import say
 from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
 
 IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
-# metrics log key -> VisualDL tag; any other numeric key is shown as metrics/<key>
-TAGS = {"loss_D": "loss/D", "loss_G": "loss/G", "D_real": "D/real", "D_fake": "D/fake",
-        "gp": "loss/gp", "r1": "loss/r1", "class_D": "loss/class_D", "class_G": "loss/class_G",
+# metrics log key -> VisualDL tag. VisualDL sorts tag groups alphabetically (ignoring case) and opens
+# only the first, so the training curves are the group "GAN", which sorts before lr, perf and score;
+# any other numeric key is an evaluation score: score/<key> (score/G_ema/<key> for the EMA generator).
+TAGS = {"loss_D": "GAN/loss_D", "loss_G": "GAN/loss_G", "D_real": "GAN/D(x)", "D_fake": "GAN/D(G(z))",
+        "gp": "GAN/gp", "r1": "GAN/r1", "class_D": "GAN/class_D", "class_G": "GAN/class_G",
         "lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
 NOT_PLOTTED = ("step", "time", "epoch")
 
@@ -62,8 +64,8 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def tag_for(key: str, generator: str = "G") -> str:
-    """The VisualDL tag of a metrics-log key; scores of the EMA generator say so (metrics/G_ema/...)."""
-    return TAGS.get(key, f"metrics/{key}" if generator == "G" else f"metrics/{generator}/{key}")
+    """The VisualDL tag of a metrics-log key; scores of the EMA generator say so (score/G_ema/...)."""
+    return TAGS.get(key, f"score/{key}" if generator == "G" else f"score/{generator}/{key}")
 
 
 class RunLogger:
@@ -147,7 +149,3 @@ def status_line(step: int, total: int, row: dict, eta_s: float) -> str:
     return (f"step {step}/{total} ({100 * step / max(total, 1):.0f}%) | loss_D {row['loss_D']:.3f} "
             f"loss_G {row['loss_G']:.3f} | D(x) {row['D_real']:.3f} D(G(z)) {row['D_fake']:.3f} | "
             f"{row['img_per_s']:.0f} img/s | ETA {eta}")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stdout, flush=True)

@@ -10,41 +10,43 @@ from . import layout
 from .logger import read_metrics
 from .utils import atomic_write_bytes, read_png
 
-SKIP = ("step", "time", "epoch", "img_per_s", "lr_G", "lr_D")
+TRAINING = [("losses", ["loss_D", "loss_G", "gp", "r1", "class_D", "class_G"]), ("D output", ["D_real", "D_fake"])]
+# evaluation panels: each score on its own linear axis (precision/recall and density/coverage share one)
+SCORES = [("FID (lower is better)", ("fid_",)), ("KID (lower is better)", ("kid_",)),
+          ("IS (higher is better)", ("is_",)), ("precision / recall", ("precision_", "recall_")),
+          ("density / coverage", ("density_", "coverage_")), ("class accuracy", ("class_acc_",))]
 
 
 def curves_png(rows: list[dict]) -> bytes:
-    """Losses, D(x)/D(G(z)), and (if any) evaluation scores against step, one panel each."""
+    """Training curves and every evaluation score against step, one readable panel each: linear axes
+    with labelled ticks, and the last value of each score written beside its last point."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
     def series(key):
-        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool)]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    metric_keys = sorted({k for r in rows for k, v in r.items() if k not in SKIP and isinstance(v, (int, float))
-                          and k not in ("loss_D", "loss_G", "D_real", "D_fake") and "_std_" not in k})
-    panels = [("loss", ["loss_D", "loss_G"]), ("D output", ["D_real", "D_fake"])]
-    distances = [k for k in metric_keys if k.startswith(("fid", "kid"))]
-    inception_scores = [k for k in metric_keys if k.startswith("is_")]  # 1..classes, apart from the 0..1 scores
-    others = [k for k in metric_keys if k not in distances and k not in inception_scores]
-    for title, keys in (("FID / KID (lower is better)", distances), ("IS (higher is better)", inception_scores),
-                        ("PR / DC (higher is better)", others)):
-        if keys:
-            panels.append((title, keys))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 3 * len(panels)), sharex=True, squeeze=False)
-    for ax, (title, keys) in zip(axes[:, 0], panels):
-        for key in keys:
+    keys = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and "_std_" not in k}
+    panels = [(title, [k for k in group if k in keys], False) for title, group in TRAINING]
+    panels += [(title, sorted(k for k in keys if k.startswith(prefixes) and "per_class" not in k), True)
+               for title, prefixes in SCORES]
+    panels = [p for p in panels if p[1]]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.8 * len(panels)), sharex=True, squeeze=False)
+    for ax, (title, names, scores) in zip(axes[:, 0], panels):
+        for key in names:
             x, y = series(key)
             if x:
-                ax.plot(x, y, marker="o" if key in metric_keys else None, ms=3, label=key)
-        if keys is distances:
-            ax.set_yscale("symlog", linthresh=1e-3)  # orders of magnitude; KID (unbiased) can dip below 0
-        ax.set_ylabel(title, fontsize=9)
+                line, = ax.plot(x, y, marker="o" if scores else None, ms=3, label=key)
+                if scores:  # the value itself, readable without guessing from the axis
+                    ax.annotate(f"{y[-1]:.3g}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4),
+                                fontsize=8, color=line.get_color())
+        ax.set_title(title, fontsize=9, loc="left")
+        ax.margins(x=0.06)  # room for the last value's label
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
     buf = io.BytesIO()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from .logger import say
+from .progress import say
 
 
 class StopOnSignal:

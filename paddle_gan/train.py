@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import paddle
 
-from . import layout, metrics, ops, seeds
+from . import layout, metrics, ops, progress, seeds
 from .bookkeeping import Best, Checkpoints, Interval
 from .history import abandon_later, clean_temporary
 from .conditional import class_grid, grid_labels
@@ -27,13 +27,14 @@ from .ema import EMA
 from .errors import ConfigError, DataError, TrainingError
 from .fast import faster, use_onednn_convs
 from .inference import generate
-from .logger import RunLogger, say, status_line
+from .logger import RunLogger, status_line
+from .progress import say
 from .models import CONVOLUTIONAL, build_generator, build_models
 from .plots import write_run_pictures
 from .runlock import RunLock
 from .signals import StopOnSignal
 from .step import Objective, make_optimizers, make_precision, train_step
-from .utils import atomic_write_text, make_grid
+from .utils import atomic_write_text, display_scale, make_grid
 
 
 def _models(cfg: Config, resume: dict | None, world: World, onednn: bool, objective: Objective):
@@ -142,8 +143,9 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         interval = Interval()
 
         def sample() -> None:
-            grid = generate(G_shown, fixed_noise, labels)
-            logger.image(step, make_grid(grid, nrow=len(grid) // m.num_classes if m.num_classes else None))
+            grid = generate(G_shown, fixed_noise, labels)  # shown enlarged: a cell is >= 64 px on screen
+            logger.image(step, make_grid(grid, nrow=len(grid) // m.num_classes if m.num_classes else None,
+                                         scale=display_scale(m.img_size)))
 
         def log() -> None:  # one row: means over the steps since the last row
             row = {"step": step, **interval.take(stream.global_batch), "lr_G": float(M.opt_G.get_lr()),
@@ -158,6 +160,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                 M.D.train()
                 if step == 0 and resumed_from is None and world.writer:
                     sample()
+                bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step) if world.writer
+                                         else progress.bar(0, ""))  # a live bar on a terminal (progress.py)
                 while step < t.steps and (agreed if world.parallel else stop.signum) is None:
                     t0 = time.perf_counter()
                     inputs = _step_inputs(stream, cfg, step, world)
@@ -177,7 +181,11 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
                         raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: "
                                             f"{ckpts.last or 'none saved yet'}")
-                    interval.add(out, time.perf_counter() - t0)
+                    dt = time.perf_counter() - t0
+                    interval.add(out, dt)
+                    bar.update(1)
+                    bar.set_postfix_str(f"loss_D {out['loss_D']:.3f} loss_G {out['loss_G']:.3f} "
+                                        f"{stream.global_batch / dt:.0f} img/s")
                     if not world.writer:  # the other ranks only train; rank 0 logs, samples, evaluates and saves
                         continue
                     last = step == t.steps
@@ -214,6 +222,4 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         finally:
             if logger:
                 logger.close()
-        if stopped_by is not None and world.writer:
-            say(f"stopped at step {step}; checkpoint {ckpts.last}; continue with --resume")
     return {"step": step, "run_dir": run_dir, "checkpoint": ckpts.last, "stopped_by": stopped_by}

@@ -60,8 +60,14 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """float images [N, C, H, W] in [-1, 1] -> one uint8 HWC grid (C = 1 or 3), pad pixels between."""
+def display_scale(img_size: int, at_least: int = 64) -> int:
+    """The whole-number zoom that shows an img_size image at `at_least` screen pixels or more."""
+    return max(1, -(-at_least // img_size))
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
+    """float images [N, C, H, W] in [-1, 1] -> one uint8 HWC grid (C = 1 or 3), pad pixels between,
+    the whole grid enlarged `scale` times by repeating pixels (nearest neighbour: exact pixels)."""
     n, c, h, w = images.shape
     nrow = nrow or int(math.ceil(math.sqrt(n)))
     ncol = int(math.ceil(n / nrow))
@@ -71,7 +77,7 @@ def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.n
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[y:y + h, x:x + w] = img
-    return grid
+    return grid if scale == 1 else np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
 def encode_png(grid: np.ndarray) -> bytes:

@@ -76,12 +76,20 @@ def test_bad_magic_and_truncated_idx(tmp_path, no_default_dirs):
 
 def test_offline_missing_data_is_one_clear_line(tmp_path, no_default_dirs, monkeypatch):
     monkeypatch.setitem(D.IDX_SOURCES, "mnist", ("mnist", "http://127.0.0.1:9/mnist/", D.IDX_SOURCES["mnist"][2]))
-    with pytest.raises(DataError) as e:
-        D.load_idx_dataset("mnist", str(tmp_path / "mine"), "train", 28, 1)
+    with pytest.raises(DataError) as e:  # no data.root: the default places, then a download
+        D.load_idx_dataset("mnist", "", "train", 28, 1)
     msg = str(e.value)
     assert "\n" not in msg and "train-images-idx3-ubyte.gz not found in" in msg
-    assert str(tmp_path / "mine") in msg and os.path.join(".cache", "paddle", "dataset", "mnist") in msg
+    assert os.path.join(".cache", "paddle", "dataset", "mnist") in msg
     assert "could not download" in msg and "set data.root" in msg
+    # an explicit data.root is the only place looked at: a missing one is named, never passed over
+    with pytest.raises(DataError, match=r"data.root '.*mine' does not exist"):
+        D.load_idx_dataset("mnist", str(tmp_path / "mine"), "train", 28, 1)
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DataError) as e:
+        D.load_idx_dataset("mnist", str(tmp_path / "mine"), "train", 28, 1)
+    assert f"not found in {tmp_path / 'mine'}, and could not download" in str(e.value)
+    assert ".cache" not in str(e.value)
     with pytest.raises(DataError, match="data.download is false"):
         D.load_idx_dataset("mnist", "", "train", 28, 1, download=False)
 
@@ -116,6 +124,7 @@ def test_download_with_checksum(tmp_path, no_default_dirs, monkeypatch, local_se
     shutil.rmtree(tmp_path / "home")
     bad = dict(md5s, **{"t10k-images-idx3-ubyte.gz": "0" * 32})
     monkeypatch.setitem(D.IDX_SOURCES, "mnist", ("mnist", url, bad))
+    (tmp_path / "fresh").mkdir()  # an explicit data.root must exist; missing files are downloaded into it
     with pytest.raises(DataError, match="MD5"):
         D.load_idx_dataset("mnist", str(tmp_path / "fresh"), "test", 28, 1)
     assert not (tmp_path / "fresh" / "t10k-images-idx3-ubyte.gz").exists()

@@ -38,7 +38,7 @@ def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
     assert {"kid_lenet_fashion", "is_lenet_fashion", "precision_lenet_fashion", "recall_lenet_fashion",
             "density_lenet_fashion", "coverage_lenet_fashion"} <= rows[0].keys()
     reader = LogReader(file_path=str(run / "vdl" / "vdlrecords.paddle_gan.log"))
-    assert [(r.id, pytest.approx(r.value, rel=1e-6)) for r in reader.get_data("scalar", f"metrics/{FID}")] == \
+    assert [(r.id, pytest.approx(r.value, rel=1e-6)) for r in reader.get_data("scalar", f"score/{FID}")] == \
         [(r["step"], r[FID]) for r in rows]
     best = read_state(str(run / "checkpoints" / "best"))  # a complete, verified checkpoint
     winner = min(rows, key=lambda r: r[FID])

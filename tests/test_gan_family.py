@@ -199,7 +199,7 @@ def test_new_variants_resume_bit_for_bit(tmp_path, scenario):
     rows_a, rows_b = read_jsonl(straight / "metrics.jsonl"), read_jsonl(resumed / "metrics.jsonl")
     assert [r["loss_D"] for r in rows_a] == [r["loss_D"] for r in rows_b]
     grid = cv2.imread(str(straight / "samples" / "step_0000008.png"), cv2.IMREAD_GRAYSCALE)
-    assert grid.shape == (10 * 34 + 2, 7 * 34 + 2)  # one row per class, ceil(64 / 10) = 7 per row
+    assert grid.shape == (2 * (10 * 34 + 2), 2 * (7 * 34 + 2))  # a row per class, ceil(64 / 10) = 7 per row, shown x2
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,7 @@ def test_conditional_training_scores_class_accuracy_and_uses_the_ema(conditional
     from visualdl import LogReader
 
     tags = LogReader(file_path=str(conditional_run / "vdl" / "vdlrecords.paddle_gan.log")).get_tags()["scalar"]
-    assert "metrics/G_ema/fid_lenet_fashion" in tags  # the dashboard says which generator was scored
+    assert "score/G_ema/fid_lenet_fashion" in tags  # the dashboard says which generator was scored
     best = json.loads((conditional_run / "checkpoints" / "best" / "state.json").read_text())
     assert best["eval"]["generator"] == "G_ema"
 

@@ -35,7 +35,7 @@ def test_run_folder_contents(tmp_path):
     for r in rows:
         assert {"step", "loss_D", "loss_G", "D_real", "D_fake", "img_per_s", "lr_G", "lr_D"} <= r.keys()
         assert 0 < r["D_real"] < 1 and 0 < r["D_fake"] < 1 and r["img_per_s"] > 0 and r["lr_G"] == 2e-4
-    for tag, key in (("loss/D", "loss_D"), ("D/fake", "D_fake"), ("lr/D", "lr_D")):
+    for tag, key in (("GAN/loss_D", "loss_D"), ("GAN/D(G(z))", "D_fake"), ("lr/D", "lr_D")):
         assert vdl_scalars(run, tag) == [(r["step"], pytest.approx(r[key], rel=1e-6)) for r in rows], tag
     from paddle_gan.config import load_config
 
@@ -89,7 +89,7 @@ def test_exact_resume_matches_straight_run(tmp_path):
     # the same fixed-noise grid at the same step from both runs
     assert (straight / "samples" / "step_0000012.png").read_bytes() == (resumed / "samples" / "step_0000012.png").read_bytes()
     # VisualDL after the resume: one logdir, each step once, matching metrics.jsonl
-    for tag, key in (("loss/D", "loss_D"), ("loss/G", "loss_G"), ("D/real", "D_real"), ("D/fake", "D_fake"),
+    for tag, key in (("GAN/loss_D", "loss_D"), ("GAN/loss_G", "loss_G"), ("GAN/D(x)", "D_real"), ("GAN/D(G(z))", "D_fake"),
                      ("lr/G", "lr_G"), ("perf/img_per_s", "img_per_s")):
         pts = vdl_scalars(resumed, tag)
         assert [s for s, _ in pts] == [r["step"] for r in rows_b], tag
@@ -107,7 +107,7 @@ def test_resume_after_kill_drops_rows_past_the_checkpoint(tmp_path):
     assert "resumed from" in p.stdout and "step_0000004" in p.stdout
     steps = [r["step"] for r in read_jsonl(run / "metrics.jsonl")]
     assert steps == [2, 4, 6]
-    assert [s for s, _ in vdl_scalars(run, "loss/D")] == [2, 4, 6]
+    assert [s for s, _ in vdl_scalars(run, "GAN/loss_D")] == [2, 4, 6]
     assert sorted(os.listdir(run / "checkpoints")) == ["step_0000004", "step_0000006"]
 
 

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.num < 1 or args.interpolate < 0 or args.steps < 2:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
-    from paddle_gan import device, layout
+    from paddle_gan import device, layout, progress
     from paddle_gan.checkpoint import open_generator
     from paddle_gan.conditional import balanced_labels, class_grid, grid_labels
     from paddle_gan.errors import DataError, run_tool
@@ -76,7 +76,9 @@ def main(argv=None) -> int:
             atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, z, grid_labels(C, len(z))),
                                                                  nrow=len(z) // C)))
         else:
-            images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim), labels(args.num))
+            with progress.bar(args.num, "generating", "img") as bar:
+                images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim), labels(args.num),
+                                  on_batch=bar.update)
             if args.grid:
                 written.append(os.path.join(args.out, "grid.png"))
                 atomic_write_bytes(written[-1], encode_png(make_grid(images)))

@@ -11,7 +11,7 @@ import numpy as np
 from .. import safepickle
 from ..errors import DataError
 from .arrays import ArrayDataset, log, resize_square, take_first
-from .download import locate, paddle_data_home
+from .download import locate, paddle_data_home, search_dirs
 
 CIFAR10_SOURCE = ("cifar", "https://dataset.bj.bcebos.com/cifar/",
                   {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"})
@@ -21,7 +21,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 def load_cifar10(root: str, split: str, img_size: int, channels: int, download: bool = True,
                  limit: int = 0) -> ArrayDataset:
     """CIFAR-10 from the python-version tarball cifar-10-python.tar.gz."""
-    dirs = ([root] if root else []) + [os.path.join(paddle_data_home(), "cifar")]
+    dirs = search_dirs(root, [os.path.join(paddle_data_home(), "cifar")])
     path = locate("cifar10", "cifar-10-python.tar.gz", dirs, CIFAR10_SOURCE, download)
     members = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     images, labels = [], []

@@ -32,6 +32,17 @@ def download(url: str, dst: str, md5: str | None, timeout: float = 30.0) -> str:
     return dst
 
 
+def search_dirs(root: str, defaults: list[str]) -> list[str]:
+    """Where to look for a dataset's files: an explicit data.root alone (it must exist: a typo must
+    not train on some other copy), or the default places when data.root is empty."""
+    if not root:
+        return defaults
+    if not os.path.isdir(root):
+        raise DataError(f"data.root {root!r} does not exist" if not os.path.exists(root) else
+                        f"data.root {root!r} is not a folder")
+    return [root]
+
+
 def locate(name: str, filename: str, dirs: list[str], source, allow_download: bool) -> str:
     """First dirs/filename (or its un-gzipped twin) that exists; else download into dirs[0]."""
     candidates = [filename] + ([filename[:-3]] if filename.endswith(".gz") else [])

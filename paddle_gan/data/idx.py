@@ -7,9 +7,10 @@ import os
 
 import numpy as np
 
+from .. import progress
 from ..errors import DataError
 from .arrays import ArrayDataset, log, resize_square, take_first
-from .download import locate, paddle_data_home
+from .download import locate, paddle_data_home, search_dirs
 
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_data", "fashion_mnist")
 DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
@@ -59,13 +60,15 @@ def read_idx(path: str) -> np.ndarray:
 
 def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: int,
                      download: bool = True, limit: int = 0) -> ArrayDataset:
-    """MNIST or Fashion-MNIST from IDX files: data.root, Paddle's cache, Debian's folder, bundled copy."""
+    """MNIST or Fashion-MNIST from IDX files: data.root if given (only there), else Paddle's cache,
+    Debian's folder, the bundled copy."""
     if channels != 1:
         raise DataError(f"{name} is greyscale: set model.channels=1 (got {channels})")
     sub, _, _ = IDX_SOURCES[name]
-    dirs = ([root] if root else []) + [os.path.join(paddle_data_home(), sub)]
+    defaults = [os.path.join(paddle_data_home(), sub)]
     if name == "fashion_mnist":
-        dirs += [DEBIAN_FASHION_DIR, BUNDLED_DIR]
+        defaults += [DEBIAN_FASHION_DIR, BUNDLED_DIR]
+    dirs = search_dirs(root, defaults)
     prefix = "train" if split == "train" else "t10k"
     paths = [locate(name, f"{prefix}-{kind}-idx{d}-ubyte.gz", dirs, IDX_SOURCES[name], download)
              for kind, d in (("images", 3), ("labels", 1))]
@@ -74,6 +77,12 @@ def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: 
         raise DataError(f"{paths[0]}: expected [N, H, W] images with N labels, got {images.shape} / {labels.shape}")
     images, labels = take_first(images, labels.astype(np.int64), limit)
     if images.shape[1] != img_size:
-        images = np.stack([resize_square(im, img_size) for im in images])
+        with progress.bar(len(images), f"resizing {name} to {img_size}px", "img") as bar:
+            resized = np.empty((len(images), img_size, img_size), np.uint8)
+            for i, im in enumerate(images):
+                resized[i] = resize_square(im, img_size)
+                if i % 1000 == 999 or i == len(images) - 1:
+                    bar.update(i % 1000 + 1)
+        images = resized
     log(f"{name} {split}: {len(images)} images from {os.path.dirname(paths[0])}")
     return ArrayDataset(np.ascontiguousarray(images[:, None]), labels, name=name, classes=CLASSES[name])

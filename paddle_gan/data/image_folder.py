@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from .. import progress
 from ..errors import DataError
 from ..utils import atomic_write
 from .arrays import ArrayDataset, cache_dir, log, resize_square
@@ -133,8 +134,12 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
             return ArrayDataset(images, kept, name="image_folder", classes=names)
         except (OSError, ValueError):
             log(f"image_folder: cache {cached} unreadable; decoding again")
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # cv2 releases the GIL
-        decoded = list(pool.map(lambda f: _decode(f, img_size, channels, max_pixels), files))
+    decoded = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, \
+            progress.bar(len(files), "decoding images (once; then cached)", "img") as bar:  # cv2 releases the GIL
+        for item in pool.map(lambda f: _decode(f, img_size, channels, max_pixels), files):
+            decoded.append(item)
+            bar.update(1)
     ok = [i for i, (im, _) in enumerate(decoded) if im is not None]
     why = Counter(reason for _, reason in decoded if reason) + Counter({"not a regular file": len(irregular)})
     if why:

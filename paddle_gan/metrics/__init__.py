@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .. import layout, seeds
+from .. import layout, progress, seeds
 from ..conditional import balanced_labels
 from ..config import EXTRACTORS
 from ..data import DataError, build_dataset, cache_dir, to_float
@@ -69,10 +69,11 @@ def real_features(extractor, data_cfg, model_cfg, num: int):
             pass  # unreadable cache: recompute and overwrite
     images = _subset(build_dataset(data_cfg, model_cfg).images, num, seeds.reference_rng())
     feats, probs = [], []
-    for i in range(0, len(images), 1000):  # uint8 -> float a chunk at a time
-        f, p = extractor.features_and_probs(to_float(images[i:i + 1000]))
-        feats.append(f)
-        probs.append(p)
+    with progress.bar(len(images), f"reference features ({extractor.name}, once)", "img") as bar:
+        for i in range(0, len(images), 1000):  # uint8 -> float a chunk at a time
+            f, p = extractor.features_and_probs(to_float(images[i:i + 1000]), on_batch=bar.update)
+            feats.append(f)
+            probs.append(p)
     feats = np.concatenate(feats).astype(np.float32)
     probs = np.concatenate(probs).astype(np.float32) if probs[0] is not None else None
     buf = io.BytesIO()
@@ -101,7 +102,8 @@ def evaluate_images(images: np.ndarray, extractor, data_cfg, model_cfg, seed: in
     `labels` they were generated for, and an extractor whose classifier knows those classes (the
     LeNet of the dataset), also the class accuracy: class_acc_<x> and class_acc_per_class_<x>."""
     real, _ = real_features(extractor, data_cfg, model_cfg, num_real or len(images))
-    fake, probs = extractor.features_and_probs(images)
+    with progress.bar(len(images), "features", "img") as bar:
+        fake, probs = extractor.features_and_probs(images, on_batch=bar.update)
     scores = scores_from_features(real, fake, probs, extractor.name, seed=seed)
     if labels is not None and getattr(extractor, "dataset", None) == data_cfg.name:
         scores.update({f"{k}_{extractor.name}": v for k, v in
@@ -116,7 +118,8 @@ def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=N
     data_cfg = data_cfg or cfg.data
     extractor = extractor or make_extractor("auto", data_cfg.name, cfg.model.channels)
     labels = balanced_labels(cfg.model.num_classes, num) if cfg.model.num_classes else None
-    images = generate(G, eval_noise(seed, num, cfg.model.z_dim), labels)
+    with progress.bar(num, "generating", "img") as bar:
+        images = generate(G, eval_noise(seed, num, cfg.model.z_dim), labels, on_batch=bar.update)
     return evaluate_images(images, extractor, data_cfg, cfg.model, seed=seed, num_real=num, labels=labels)
 
 

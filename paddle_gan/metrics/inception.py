@@ -222,10 +222,12 @@ class InceptionExtractor:
         self.model = model or load_inception(path)
         self.info = {"weights": path or WEIGHTS_URL}
 
-    def features_and_probs(self, images: np.ndarray, batch: int = 50):
+    def features_and_probs(self, images: np.ndarray, batch: int = 50, on_batch=None):
         feats, probs = [], []
         with paddle.no_grad():
             for i in range(0, len(images), batch):
+                if on_batch:
+                    on_batch(len(images[i:i + batch]))
                 x = paddle.to_tensor(np.asarray(images[i:i + batch], np.float32))
                 if x.shape[1] == 1:
                     x = x.tile([1, 3, 1, 1])

@@ -75,12 +75,14 @@ class LeNetExtractor:
         info = os.path.splitext(path)[0] + ".json"
         self.info = json.load(open(info)) if os.path.isfile(info) else {}
 
-    def features_and_probs(self, images: np.ndarray, batch: int = 500):
+    def features_and_probs(self, images: np.ndarray, batch: int = 500, on_batch=None):
         if images.shape[1] != 1:
             raise ValueError(f"{self.name} reads greyscale images, got {images.shape[1]} channels")
         feats, probs = [], []
         with paddle.no_grad():
             for i in range(0, len(images), batch):
+                if on_batch:
+                    on_batch(len(images[i:i + batch]))
                 f = self.model.features(paddle.to_tensor(np.asarray(images[i:i + batch], np.float32)))
                 feats.append(f.numpy())
                 probs.append(F.softmax(self.model.head(f), axis=1).numpy())

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 
 import paddle
 import paddle.nn as nn
@@ -42,15 +44,47 @@ def _libdnnl() -> str:
     return os.path.join(os.path.dirname(paddle.__file__), "libs", "libdnnl.so.3")
 
 
+NAME = "paddle_gan_dnnl_conv"
+CXX_FLAGS = ["-O2"]
+
+
 def _build_dir() -> str:
-    """One folder per Paddle version, Python version and source text: Paddle's builder does not
-    notice an edited source once a library exists, so a changed source gets a fresh folder."""
+    """One folder per everything that goes into the build: the source, the headers, where they and
+    the library are, the flags, the Paddle and Python versions. Paddle's builder does not notice an
+    edited source once a library exists, and it rebuilds when the include path differs from the last
+    build's, so two clones sharing the cache would otherwise rebuild each other's library forever."""
     import hashlib
 
-    with open(SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    h = hashlib.sha256()
+    for path in [SOURCE] + sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h*"), recursive=True)):
+        with open(path, "rb") as f:
+            h.update(os.path.relpath(path, HERE).encode() + b"\0" + f.read())
+    h.update(repr((os.path.abspath(INCLUDE), _libdnnl(), CXX_FLAGS)).encode())
     root = os.environ.get("PADDLE_GAN_OPS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "paddle_gan", "ops")
-    return os.path.join(root, f"paddle-{paddle.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-{digest}")
+    return os.path.join(root, f"paddle-{paddle.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-"
+                              f"{h.hexdigest()[:12]}")
+
+
+def _import_built(build: str):
+    """The library built earlier in `build`, imported without Paddle's load(): that runs
+    `python setup.py build` in a subprocess on every call (3-4 s and ~700 MB, even when nothing is
+    to be built). None if it is not there or cannot be imported this way."""
+    if not os.path.isfile(os.path.join(build, "built.ok")):
+        return None
+    try:
+        from paddle.utils.cpp_extension.extension_utils import _import_module_from_library
+
+        return _import_module_from_library(NAME, os.path.join(build, NAME))
+    except Exception:  # a private API of Paddle's: if it moves, build through load() as the first time
+        return None
+
+
+def _forget_stub(build: str) -> None:
+    """Paddle writes a small Python stub per process next to the library and removes it only at a
+    normal exit; a killed process leaves it behind. The module is imported by now: remove ours."""
+    stub = os.path.join(build, NAME, f"{NAME}_{threading.current_thread().ident}.py")
+    with contextlib.suppress(OSError):
+        os.unlink(stub)
 
 
 @contextlib.contextmanager
@@ -135,16 +169,22 @@ def load(announce=None):
     os.makedirs(build, exist_ok=True)
     with open(os.path.join(build, "build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several processes (a distributed launch) build once
-        if announce and not os.path.isfile(os.path.join(build, "paddle_gan_dnnl_conv", "paddle_gan_dnnl_conv.so")):
-            announce(f"building paddle_gan's oneDNN convolutions once (~20 s, cached in {build})")
-        with _quiet_fds() as printed:
-            try:
-                _op = load_extension(name="paddle_gan_dnnl_conv", sources=[SOURCE], extra_include_paths=[INCLUDE],
-                                     extra_ldflags=[_libdnnl()], extra_cxx_cflags=["-O2"], build_directory=build,
-                                     verbose=False)
-            except Exception as e:  # the compiler's message is in `printed`
-                lines = [ln for ln in printed().splitlines() if "error" in ln.lower()] or [str(e)]
-                _why_not = f"building {os.path.basename(SOURCE)} failed: {lines[0].strip()[:300]}"
+        with _quiet_fds():
+            _op = _import_built(build)
+        if _op is None:
+            if announce:
+                announce(f"building paddle_gan's oneDNN convolutions once (~20 s, cached in {build})")
+            with _quiet_fds() as printed:
+                try:
+                    _op = load_extension(name=NAME, sources=[SOURCE], extra_include_paths=[INCLUDE],
+                                         extra_ldflags=[_libdnnl()], extra_cxx_cflags=CXX_FLAGS,
+                                         build_directory=build, verbose=False)
+                    with open(os.path.join(build, "built.ok"), "w") as f:  # complete: later loads skip the builder
+                        f.write(f"{NAME} built by paddle_gan for Paddle {paddle.__version__}\n")
+                except Exception as e:  # the compiler's message is in `printed`
+                    lines = [ln for ln in printed().splitlines() if "error" in ln.lower()] or [str(e)]
+                    _why_not = f"building {os.path.basename(SOURCE)} failed: {lines[0].strip()[:300]}"
+        _forget_stub(build)
     if _op is None:
         raise OpsError(_why_not)
     return _op

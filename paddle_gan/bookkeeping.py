@@ -49,9 +49,10 @@ class Checkpoints:
     error message names."""
 
     def __init__(self, run_dir: str, cfg: Config, models: dict, stream, precision, fixed_noise,
-                 last: str | None, **state):
-        """models: {G, D, opt_G, opt_D[, G_ema]} (checkpoint.STATE_DICTS); state: more state.json fields."""
-        self.run_dir, self.cfg, self.models = run_dir, cfg, models
+                 last: str | None, prepare=None, **state):
+        """models: {G, D, opt_G, opt_D[, G_ema]} (checkpoint.STATE_DICTS); prepare(): called before
+        each write (the EMA generator measures its BatchNorm statistics); state: more state.json fields."""
+        self.run_dir, self.cfg, self.models, self.prepare = run_dir, cfg, models, prepare
         self.stream, self.precision, self.fixed_noise = stream, precision, fixed_noise
         self.last, self.state = last, state
         self.saved_step = None
@@ -61,6 +62,8 @@ class Checkpoints:
         last = self.last or "none saved yet"
         if not _all_finite(self.models["G"], self.models["D"]):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last})")
+        if self.prepare:
+            self.prepare()
         state = {"seed": self.cfg.train.seed, "data": self.stream.state(), "config": self.cfg.to_dict(),
                  "amp": self.precision.state_dict(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
                  "device": paddle.get_device(), "paddle_build": device.build(), **self.state, **extra}

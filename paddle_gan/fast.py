@@ -11,20 +11,31 @@ from .config import ConfigError
 from .progress import say
 
 
-def use_onednn_convs(choice: str, quiet: bool = False) -> bool:
+def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:
     """train.conv -> whether to switch the models' convolutions to paddle_gan.ops (oneDNN).
-    auto falls back to Paddle's kernels with a one-line note; onednn raises ConfigError instead."""
+    auto falls back to Paddle's kernels with a one-line note; onednn raises ConfigError instead.
+    quiet: say nothing (the ranks that do not write); note_fallback: say so when auto falls back."""
     if choice == "paddle":
         return False
     try:
-        ops.load(announce=None if quiet else say)
+        ops.load(announce=None if quiet else say)  # the one-time build (~20 s) is always announced
         return True
     except ops.OpsError as e:
         if choice == "onednn":
             raise ConfigError(f"train.conv: onednn is not available here: {e} (train.conv=paddle uses Paddle's own)")
-        if not quiet:
+        if not quiet and note_fallback:
             say(f"note: Paddle's own convolutions (train.conv=auto; the faster oneDNN ones are unavailable: {e})")
         return False
+
+
+def for_inference(model, conv: str = "auto"):
+    """`model` (a generator or a feature extractor, used forward-only in eval mode) with its
+    convolutions on paddle_gan.ops' oneDNN operator, as train.conv `conv` says: auto = where it
+    builds, else Paddle's own (silently: the scores do not depend on it); onednn = or a ConfigError;
+    paddle = Paddle's own. Returns the model (switched in place)."""
+    if conv != "paddle" and use_onednn_convs(conv, note_fallback=False):
+        ops.use_onednn(model)
+    return model
 
 
 def faster(G, D, t, onednn: bool, d_onednn: bool = True):

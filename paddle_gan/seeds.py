@@ -13,6 +13,7 @@ FIXED_NOISE = 1  # the z of the run's sample grids (saved in every checkpoint as
 EVAL_NOISE = 2  # the z of an evaluation (trainer and tools/eval.py)
 SAMPLE_NOISE = 3  # the z of tools/generate.py
 REAL_SUBSET = 4  # which real images stand in for generated ones in `tools/eval.py --real`
+EMA_STATS = 5  # the z on which the EMA generator's BatchNorm statistics are measured (ema.py)
 
 
 def rng(seed: int, tag: int) -> np.random.Generator:

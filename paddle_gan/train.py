@@ -19,7 +19,7 @@ import paddle
 from . import layout, metrics, ops, progress, seeds
 from .bookkeeping import Best, Checkpoints, Interval
 from .history import abandon_later, clean_temporary
-from .conditional import class_grid, grid_labels
+from .conditional import balanced_labels, class_grid, grid_labels
 from .config import Config, dump
 from .data import BatchStream, build_dataset
 from .distributed import SINGLE, World, agree, sync_batchnorm, wait_for_writer, wrap
@@ -45,13 +45,15 @@ def _models(cfg: Config, resume: dict | None, world: World, onednn: bool, object
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
     precision = make_precision(t.amp)
-    ema = EMA(build_generator(cfg.model), t.ema) if t.ema else None
+    m = cfg.model
+    ema = (EMA(build_generator(m), t.ema, seeds.normal(t.seed, seeds.EMA_STATS, 1024, m.z_dim),
+               balanced_labels(m.num_classes, 1024) if m.num_classes else None) if t.ema else None)
     if resume:
         for model, key in ((G, "G"), (D, "D"), (opt_G, "opt_G"), (opt_D, "opt_D")):
             model.set_state_dict(resume[key])
         precision.set_state_dict(resume.get("amp", {}))  # float16 loss scales continue where they were
     if ema and resume and "G_ema" in resume:
-        ema.G.set_state_dict(resume["G_ema"])
+        ema.G.set_state_dict(resume["G_ema"])  # with the statistics measured when it was saved
     elif ema:
         if resume and world.writer:
             say(f"note: train.ema is on from step {resume['step']}: the average starts at G's weights there")
@@ -97,7 +99,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         f"(data.limit takes fewer)") from None
     stream = BatchStream(dataset.images, t.batch_size, t.seed, **(resume["data"] if resume else {}),
                          rank=world.rank, world=world.size, labels=dataset.labels if m.num_classes else None)
-    extractor = (metrics.make_extractor(t.eval_extractor, cfg.data.name, m.channels, t.inception_weights or None)
+    extractor = (metrics.make_extractor(t.eval_extractor, cfg.data.name, m.channels, t.inception_weights or None,
+                                        conv=t.conv)
                  if t.eval_every and world.writer else None)  # missing weights fail here, before any write
     onednn = (m.name in CONVOLUTIONAL  # an MLP GAN has nothing to build the operator for
               and use_onednn_convs(t.conv, quiet=not world.writer))  # onednn unbuildable: fails here
@@ -129,21 +132,22 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                 fixed_noise = class_grid(m.num_classes, t.num_samples, fixed_noise)
         resume = None  # its tensors now live in the models and optimizers: no second copy for the whole run
         G_train, D_train = wrap(M.G, world), wrap(M.D, world)  # DataParallel when world.size > 1
-        G_shown = M.ema.G if M.ema else M.G  # what sample grids, scores and best/ are about
+        shown = M.ema.ready if M.ema else (lambda: M.G)  # what sample grids, scores and best/ are about
         labels = grid_labels(m.num_classes, len(fixed_noise)) if m.num_classes else None
         models = {"G": M.G, "D": M.D, "opt_G": M.opt_G, "opt_D": M.opt_D, **({"G_ema": M.ema.G} if M.ema else {})}
         ckpts = Checkpoints(run_dir, cfg, models, stream, M.precision, fixed_noise, last=resumed_from,
-                            **({"classes": dataset.classes} if m.num_classes else {}))
+                            prepare=shown, **({"classes": dataset.classes} if m.num_classes else {}))
         ckpts.saved_step = step if resumed_from else None
         logger = None
         if world.writer:
             atomic_write_text(layout.config_path(run_dir), dump(cfg))
             logger = RunLogger(run_dir, step, abandoned=abandoned)
         best = Best(run_dir, t.eval_metric, extractor.name) if extractor else None
+        evaluator = metrics.Evaluator(cfg, t.eval_samples, t.seed, extractor) if extractor else None
         interval = Interval()
 
         def sample() -> None:
-            grid = generate(G_shown, fixed_noise, labels)  # shown enlarged: a cell is >= 64 px on screen
+            grid = generate(shown(), fixed_noise, labels)  # shown enlarged: a cell is >= 64 px on screen
             logger.image(step, make_grid(grid, nrow=len(grid) // m.num_classes if m.num_classes else None,
                                          scale=display_scale(m.img_size)))
 
@@ -194,7 +198,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                     if (stream.epoch_done if t.sample_every == 0 else step % t.sample_every == 0) or last:
                         sample()
                     if t.eval_every and (step % t.eval_every == 0 or last):
-                        scores = metrics.evaluate(G_shown, cfg, num=t.eval_samples, seed=t.seed, extractor=extractor)
+                        scores = evaluator(shown())  # the noise and the reference features are kept between calls
                         which = "G_ema" if M.ema else "G"
                         logger.scalars({"step": step, "generator": which, **scores})
                         better = best.improved(scores)

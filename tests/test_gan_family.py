@@ -312,3 +312,23 @@ def test_every_new_config_trains(tmp_path, config):
     assert rows[-1]["step"] == 2 and np.isfinite(rows[-1]["loss_D"]) and np.isfinite(rows[-1]["loss_G"])
     assert os.path.isdir(_ckpt(run, 2))
     shutil.rmtree(run)
+
+
+def test_the_ema_generator_measures_its_own_batchnorm_statistics():
+    """G's running statistics describe G's activations, not the averaged weights': G_ema measures its own."""
+    paddle.seed(0)
+    G = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4))
+    z = np.random.default_rng(0).standard_normal((512, 3)).astype(np.float32)
+    ema = EMA(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1D(4)), decay=0.9, stats_z=z)
+    ema.reset(G)
+    with paddle.no_grad():
+        G[0].weight.set_value(G[0].weight.numpy() * 3)  # G moves on; the average lags behind
+    ema.update(G, 1)
+    assert not ema.fresh and np.array_equal(ema.G[1]._mean.numpy(), G[1]._mean.numpy())
+    G_ema = ema.ready()  # measured on z, in chunks of 256 averaged
+    with paddle.no_grad():
+        h = G_ema[0](paddle.to_tensor(z)).numpy().astype(np.float64)
+    np.testing.assert_allclose(G_ema[1]._mean.numpy(), h.mean(0), rtol=1e-4, atol=1e-6)
+    chunk_vars = [h[i:i + 256].var(0) for i in (0, 256)]  # each chunk's (biased) variance, averaged
+    np.testing.assert_allclose(G_ema[1]._variance.numpy(), np.mean(chunk_vars, 0), rtol=1e-4)
+    assert ema.fresh and not G_ema.training and G_ema[1]._momentum == 0.9

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.num < 10:
         p.error("--num must be >= 10")
-    from paddle_gan.metrics import evaluate_checkpoint
+    from paddle_gan.metrics.checkpoint_eval import evaluate_checkpoint
 
     def body() -> int:
         device.use(args.device, key="--device")

@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     from paddle_gan.checkpoint import open_generator
     from paddle_gan.conditional import balanced_labels, class_grid, grid_labels
     from paddle_gan.errors import DataError, run_tool
+    from paddle_gan.fast import for_inference
     from paddle_gan.inference import class_index, generate, interpolation_z, sample_noise
     from paddle_gan.plots import write_progress_gif
     from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     def body() -> int:
         device.use(args.device, key="--device")
         gen = open_generator(args.checkpoint, raw=args.raw)
-        G, cfg, C = gen.G, gen.cfg, gen.cfg.model.num_classes
+        G, cfg, C = for_inference(gen.G, gen.cfg.train.conv), gen.cfg, gen.cfg.model.num_classes
         cls = class_index(args.cls, gen.classes) if args.cls is not None else None
 
         def labels(n: int):  # the class of each of n images (None: unconditional)

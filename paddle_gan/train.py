@@ -202,9 +202,9 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         which = "G_ema" if M.ema else "G"
                         logger.scalars({"step": step, "generator": which, **scores})
                         better = best.improved(scores)
-                        shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items()
-                                          if "_std_" not in k and isinstance(v, float))
-                        say(f"eval step {step} ({which}, {t.eval_samples} samples): {shown}"
+                        summary = ", ".join(f"{k} {v:.4g}" for k, v in scores.items()
+                                            if "_std_" not in k and isinstance(v, float))
+                        say(f"eval step {step} ({which}, {t.eval_samples} samples): {summary}"
                             f"{' | new best' if better else ''}")
                         if better:
                             ckpts.write(step, layout.BEST, eval={"metric": best.key, "value": best.value,

@@ -32,7 +32,11 @@ class StopOnSignal:
         return self
 
     def __exit__(self, *exc):
-        if self.signum is not None:  # the process is on its way out: a repeated signal (launchers repeat
-            return                   # SIGTERM) must not reach Paddle's own handler, which aborts
+        if self.signum is not None:  # the process is on its way out. A repeated SIGTERM (paddle's launcher
+            # sends it to the ranks still running once one has exited) must not reach Paddle's own handler,
+            # which aborts, nor kill the process after the save: Python resets its handlers to the default
+            # while it shuts down, but leaves an ignored signal ignored. SIGINT keeps ours (aborts at once).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            return
         for s, h in self._previous.items():
             signal.signal(s, h)

@@ -162,6 +162,23 @@ def test_sigterm_to_one_rank_stops_all_and_the_resume_is_exact(tmp_path):
         assert_same_state(stopped / "checkpoints" / last / f, straight / "checkpoints" / last / f)
 
 
+def test_a_late_sigterm_after_the_save_does_not_kill_the_exiting_process():
+    """The launcher SIGTERMs the ranks still running once one has exited. One that arrives while a
+    stopped rank shuts down, when Python has put the default (fatal) handlers back, must not turn exit
+    143 into a kill: after a stop, SIGTERM is ignored by the OS itself (SigIgn), which shutdown keeps."""
+    code = ("import os, signal, sys\n"
+            "from paddle_gan.signals import StopOnSignal\n"
+            "with StopOnSignal() as stop:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"  # a repeat after the loop and the save
+            "ignored = [int(l.split()[1], 16) for l in open('/proc/self/status') if l.startswith('SigIgn:')][0]\n"
+            "print(bool(ignored >> (signal.SIGTERM - 1) & 1))\n"
+            "sys.exit(128 + stop.signum)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 128 + signal.SIGTERM, p.stderr
+    assert p.stdout.split()[-1] == "True"  # (after the "SIGTERM: finishing this step" line)
+
+
 def test_a_crashed_rank_stops_the_run_without_hanging(tmp_path):
     run = tmp_path / "run"
     t0 = time.time()

@@ -16,9 +16,8 @@ import termios
 import time
 
 import cv2
-import pytest
 
-from conftest import BUNDLED_DIR, CONFIGS, REPO, TINY, read_jsonl, train_cmd
+from conftest import CONFIGS, REPO, TINY, read_jsonl, train_cmd
 
 SMALL = ["model.g_channels=8", "model.d_channels=8"]
 

@@ -8,10 +8,8 @@ import os
 import pickle
 import runpy
 import shutil
-import signal
 import struct
 import subprocess
-import sys
 import tarfile
 import zlib
 

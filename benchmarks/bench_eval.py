@@ -72,8 +72,8 @@ def paddle_parts(ckpt, num):
         calls.append(time.perf_counter() - t0)
     feats, probs = [], []
     t0 = time.perf_counter()
-    for i in range(0, num, 500):
-        f, p = ev.extractor.features_and_probs(generate(G, ev.z[i:i + 500], batch=500))
+    for i in range(0, num, 250):  # as Evaluator.__call__ does
+        f, p = ev.extractor.features_and_probs(generate(G, ev.z[i:i + 250], batch=250))
         feats.append(f)
         probs.append(p)
     fake, probs = np.concatenate(feats), np.concatenate(probs)

@@ -75,7 +75,7 @@ class LeNetExtractor:
         info = os.path.splitext(path)[0] + ".json"
         self.info = json.load(open(info)) if os.path.isfile(info) else {}
 
-    def features_and_probs(self, images: np.ndarray, batch: int = 500, on_batch=None):
+    def features_and_probs(self, images: np.ndarray, batch: int = 250, on_batch=None):
         if images.shape[1] != 1:
             raise ValueError(f"{self.name} reads greyscale images, got {images.shape[1]} channels")
         feats, probs = [], []

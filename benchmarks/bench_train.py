@@ -133,7 +133,7 @@ def torch_mirror(layer):
             return tnn.LeakyReLU(l._negative_slope)
         if isinstance(l, pnn.Dropout):
             return tnn.Dropout(l.p)
-        simple = {pnn.ReLU: tnn.ReLU, pnn.Tanh: tnn.Tanh, pnn.Flatten: tnn.Flatten}
+        simple = {pnn.ReLU: tnn.ReLU, pnn.Tanh: tnn.Tanh, pnn.Flatten: tnn.Flatten, M.Flatten: tnn.Flatten}
         for p_cls, t_cls in simple.items():
             if isinstance(l, p_cls):
                 return t_cls()

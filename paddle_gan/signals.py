@@ -23,6 +23,11 @@ class StopOnSignal:
         say(f"\n{signal.Signals(signum).name}: finishing this step, then saving a checkpoint "
             f"(Ctrl-C again aborts without saving)")
 
+    def adopt(self, signum: int) -> None:
+        """A parallel run stops on a signal that another rank received: treat it as this rank's own,
+        so that this rank too keeps its handler to the end (see __exit__)."""
+        self.signum = self.signum or signum
+
     def __enter__(self):
         try:
             for s in (signal.SIGINT, signal.SIGTERM):

@@ -178,8 +178,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         raise TrainingError(f"step {step + 1}: a collective operation failed, so another process "
                                             f"of the run has stopped ({str(e).strip().splitlines()[-1][:200]}); "
                                             f"last complete checkpoint: {ckpts.last or 'none saved yet'}") from None
-                    if agreed is not None:  # keep this rank's handler to the end: the launcher SIGTERMs the
-                        stop.signum = stop.signum or agreed  # ranks still running once another one has exited
+                    if agreed is not None:  # the launcher SIGTERMs the ranks still running once one has exited
+                        stop.adopt(agreed)
                     step += 1
                     if M.ema:
                         M.ema.update(M.G, step)

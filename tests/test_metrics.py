@@ -97,10 +97,12 @@ def test_precision_recall_density_coverage_against_brute_force():
     # the blocked code path gives the same answer
     from paddle_gan.metrics import scores
 
-    r = scores._kth_neighbour_radii(real.astype(np.float32), {3, 5}, block=7)
-    whole = scores._kth_neighbour_radii(real.astype(np.float32), {3, 5})
+    r = scores.kth_neighbour_radii(real.astype(np.float32), {3, 5}, block=7)
+    whole = scores.kth_neighbour_radii(real.astype(np.float32), {3, 5})
     np.testing.assert_array_equal(r[3], whole[3]) and np.testing.assert_array_equal(r[5], whole[5])
     assert scores.knn_scores(real, fake, block=7) == scores.knn_scores(real, fake)
+    # and so do real radii kept from an earlier call (the in-training Evaluator keeps them)
+    assert scores.knn_scores(real, fake, real_radii=whole) == scores.knn_scores(real, fake)
 
 
 def test_shipped_lenet_evaluator_matches_its_recorded_accuracy():

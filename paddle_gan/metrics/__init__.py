@@ -26,13 +26,14 @@ from ..data import DataError, build_dataset, cache_dir, to_float
 from ..inference import generate
 from ..utils import atomic_write
 from .scores import (class_accuracy, density_coverage, feature_stats, fid_from_features, frechet_distance,
-                     inception_score, kid, knn_scores, precision_recall)
+                     inception_score, kid, knn_scores, kth_neighbour_radii, precision_recall)
 
 __all__ = ["Evaluator", "evaluate", "evaluate_images", "make_extractor", "real_features", "scores_from_features",
            "frechet_distance", "feature_stats", "fid_from_features", "kid", "inception_score", "knn_scores",
            "precision_recall", "density_coverage", "class_accuracy", "EXTRACTORS", "LOWER_IS_BETTER"]
 
 LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, coverage): higher is better
+K_PR, K_DC = 3, 5  # the k of the k-NN balls of precision/recall and of density/coverage
 
 
 def make_extractor(name: str, dataset: str, channels: int, inception_weights: str | None = None,
@@ -92,10 +93,13 @@ def real_features(extractor, data_cfg, model_cfg, num: int):
 
 
 def scores_from_features(real: np.ndarray, fake: np.ndarray, fake_probs: np.ndarray | None, extractor_name: str,
-                         seed: int = 0, kid_subsets: int = 100, kid_subset_size: int = 1000) -> dict[str, float]:
+                         seed: int = 0, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                         real_radii: dict | None = None) -> dict[str, float]:
+    """Every score of `fake` against `real` features; real_radii: the real set's k-NN radii
+    (kth_neighbour_radii(real, {K_PR, K_DC})) when the caller keeps them between evaluations."""
     out = {"fid": fid_from_features(real, fake),
            **kid(real, fake, kid_subsets, kid_subset_size, seed=seed),
-           **knn_scores(real, fake, k_pr=3, k_dc=5)}
+           **knn_scores(real, fake, k_pr=K_PR, k_dc=K_DC, real_radii=real_radii)}
     if fake_probs is not None:
         out.update(inception_score(fake_probs, splits=10))
     return {f"{k}_{extractor_name}": float(v) for k, v in out.items()}
@@ -127,16 +131,17 @@ class Evaluator:
         m = cfg.model
         self.labels = balanced_labels(m.num_classes, num) if m.num_classes else None
         self.z = eval_noise(seed, num, m.z_dim)
-        self.real = None
+        self.real = self.real_radii = None
 
     def __call__(self, G, batch: int = 250) -> dict:
         """The scores of G. Images are made and turned into features a batch at a time, so that the
-        N images are never all in memory at once (250 at a time: 1.6x the speed of 500 on a 2-core CPU,
-        whose caches hold the LeNet's first activations of 250 images, not 500). With labels (a conditional G) and an extractor
-        whose classifier knows those classes (the LeNet of the dataset), also the class accuracy:
-        class_acc_<x> and class_acc_per_class_<x>."""
+        N images are never all in memory at once (250 at a time: the LeNet ran 1.6x faster than at
+        500 on a 2-core CPU, whose caches hold its first activations of 250 images, not 500). With
+        labels (a conditional G) and an extractor whose classifier knows those classes (the LeNet of
+        the dataset), also the class accuracy: class_acc_<x> and class_acc_per_class_<x>."""
         if self.real is None:
             self.real, _ = real_features(self.extractor, self.data_cfg, self.cfg.model, self.num)
+            self.real_radii = kth_neighbour_radii(self.real, {K_PR, K_DC})
         feats, probs = [], []
         with progress.bar(self.num, "generating + features", "img") as bar:
             for i in range(0, self.num, batch):
@@ -147,7 +152,8 @@ class Evaluator:
                 bar.update(len(f))
         probs = np.concatenate(probs) if probs[0] is not None else None
         ex = self.extractor
-        scores = scores_from_features(self.real, np.concatenate(feats), probs, ex.name, seed=self.seed)
+        scores = scores_from_features(self.real, np.concatenate(feats), probs, ex.name, seed=self.seed,
+                                      real_radii=self.real_radii)
         if self.labels is not None and getattr(ex, "dataset", None) == self.data_cfg.name:
             scores.update({f"{k}_{ex.name}": v for k, v in
                            class_accuracy(probs, self.labels, self.cfg.model.num_classes).items()})

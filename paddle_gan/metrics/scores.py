@@ -139,7 +139,7 @@ def _row_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x)
 
 
-def _kth_neighbour_radii(x: np.ndarray, ks, block: int = 512) -> dict[int, np.ndarray]:
+def kth_neighbour_radii(x: np.ndarray, ks, block: int = 512) -> dict[int, np.ndarray]:
     """For each k in ks, the squared distance from each row of x to its k-th nearest other row: one
     distance matrix, computed a block of rows at a time (N x N at once would be 400 MB for N = 10k),
     and one partition per block for all the ks (index 0 of a sorted row is the point itself)."""
@@ -151,16 +151,20 @@ def _kth_neighbour_radii(x: np.ndarray, ks, block: int = 512) -> dict[int, np.nd
     return out
 
 
-def knn_scores(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5, block: int = 512) -> dict:
+def knn_scores(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5, block: int = 512,
+               real_radii: dict | None = None) -> dict:
     """Improved precision and recall (k_pr; Kynkaanniemi 2019) and density and coverage (k_dc; Naeem
     2020) in one go: each of the three distance matrices (real-real, fake-fake, real-fake) is computed
     once, in float32 through BLAS and in row blocks, and the real k-NN radii are shared.
       precision  share of fake samples inside some real sample's k_pr-NN ball
       recall     share of real samples inside some fake sample's k_pr-NN ball
       density    mean number of real k_dc-NN balls holding each fake sample, / k_dc
-      coverage   share of real samples whose k_dc-NN ball holds some fake sample"""
+      coverage   share of real samples whose k_dc-NN ball holds some fake sample
+    real_radii: kth_neighbour_radii(real, {k_pr, k_dc}) when the caller keeps it (the real set is the
+    same at every evaluation of a run)."""
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
-    r_real, r_fake = _kth_neighbour_radii(real, {k_pr, k_dc}, block), _kth_neighbour_radii(fake, {k_pr}, block)
+    r_real = real_radii or kth_neighbour_radii(real, {k_pr, k_dc}, block)
+    r_fake = kth_neighbour_radii(fake, {k_pr}, block)
     real2, fake2 = _row_norms(real), _row_norms(fake)
     fake_in_real = np.zeros(len(fake), bool)
     balls_per_fake = np.zeros(len(fake), np.int64)

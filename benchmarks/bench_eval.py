@@ -53,11 +53,8 @@ def _run(cmd, env=None):
 # ---- the Paddle side (paddle_gan) -------------------------------------------------------------------
 
 def paddle_parts(ckpt, num):
-    import numpy as np
-
-    from paddle_gan.checkpoint import open_generator
-    from paddle_gan.fast import for_inference
-    from paddle_gan.inference import generate
+    from paddle_gan.gan.kernels import for_inference
+    from paddle_gan.inference import open_generator
     from paddle_gan.metrics import Evaluator, make_extractor
     from paddle_gan.metrics.scores import fid_from_features, inception_score, kid, knn_scores
 
@@ -70,13 +67,8 @@ def paddle_parts(ckpt, num):
         t0 = time.perf_counter()
         ev(G)
         calls.append(time.perf_counter() - t0)
-    feats, probs = [], []
     t0 = time.perf_counter()
-    for i in range(0, num, 250):  # as Evaluator.__call__ does
-        f, p = ev.extractor.features_and_probs(generate(G, ev.z[i:i + 250], batch=250))
-        feats.append(f)
-        probs.append(p)
-    fake, probs = np.concatenate(feats), np.concatenate(probs)
+    fake, probs = ev.fake_features(G)  # the Evaluator's own first part
     parts = {"generate+features": time.perf_counter() - t0}
     for name, fn in (("fid", lambda: fid_from_features(ev.real, fake)), ("kid", lambda: kid(ev.real, fake)),
                      ("knn", lambda: knn_scores(ev.real, fake)), ("is", lambda: inception_score(probs))):
@@ -90,7 +82,7 @@ def export_for_torch(ckpt, folder):
     """The checkpoint's G and the LeNet evaluator as NumPy arrays plus the model config, for the peer."""
     import numpy as np
 
-    from paddle_gan.checkpoint import open_generator
+    from paddle_gan.inference import open_generator
     from paddle_gan.metrics.lenet import LeNetExtractor
     from paddle_gan.data.idx import BUNDLED_DIR, DEBIAN_FASHION_DIR
 

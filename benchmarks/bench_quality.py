@@ -24,22 +24,17 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 
-def _evaluations(metrics_path: str, metric: str) -> list[dict]:
-    """Evaluation rows of a metrics log: those with a <metric>_<extractor> score."""
-    rows = []
-    if os.path.isfile(metrics_path):
-        with open(metrics_path) as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:  # a row being written right now
-                    continue
-                if isinstance(row, dict) and any(k.startswith(f"{metric}_") and "_std_" not in k and
-                                                 isinstance(v, (int, float)) for k, v in row.items()):
-                    rows.append(row)
-    return rows
+def _evaluations(run: str, metric: str) -> list[dict]:
+    """Evaluation rows of a run's metrics log (read by the package's own reader, which passes over a
+    row being written right now): those with a <metric>_<extractor> score."""
+    from paddle_gan.run import layout
+    from paddle_gan.run.run_log import read_metrics
+
+    return [row for row in read_metrics(layout.metrics_path(run))
+            if any(k.startswith(f"{metric}_") and "_std_" not in k and isinstance(v, (int, float)) for k, v in row.items())]
 
 
 def main(argv=None) -> int:
@@ -66,7 +61,7 @@ def main(argv=None) -> int:
     try:
         while True:
             done = proc.poll() is not None
-            rows = _evaluations(os.path.join(run, "metrics.jsonl"), args.metric)
+            rows = _evaluations(run, args.metric)
             for row in rows[len(seen):]:
                 key = next(k for k in row if k.startswith(f"{args.metric}_") and "_std_" not in k)
                 seen.append({"step": row["step"], "seconds": round(time.perf_counter() - start, 1),

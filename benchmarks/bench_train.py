@@ -3,21 +3,25 @@
 
     python benchmarks/bench_train.py                      # every case, torch too if importable
     python benchmarks/bench_train.py --cases dcgan32_b64 --steps 30 --repeats 5
+    python benchmarks/bench_train.py --config configs/wgan_gp_fashion_mnist.yaml -o train.batch_size=32
     python benchmarks/bench_train.py --no-torch
 
 Prints one JSON line per case: case, batch, paddle_img_s, torch_img_s, ratio (paddle / torch),
-paddle_peak_rss_mb, torch_peak_rss_mb. Each framework runs each case in its own fresh process, so
-thread settings apply as they would for a user and peak memory is not mixed. Per process: warm-up
-steps (not timed), then `repeats` timed blocks of `steps` steps; the median block is reported.
+paddle_peak_rss_mb, torch_peak_rss_mb, and the CPU. Each framework runs each case in its own fresh
+process, so thread settings apply as they would for a user and peak memory is not mixed. Per
+process: warm-up steps (not timed), then `repeats` timed blocks of `steps` steps; the median block
+is reported.
 
-The Paddle side is the trainer's loop body: batch from the BatchStream (uint8 -> [-1, 1]) ->
-paddle.to_tensor -> per-step reseed -> z -> train_step. The PyTorch side mirrors the Paddle
-modules layer for layer (same widths, kernels, strides, BN, dropout) and runs the same D step and
-non-saturating G step with BCE-with-logits and two Adam optimisers. The "loader" case times the
-data path alone (BatchStream + to_tensor), to show it is never the bottleneck. "dcgan32_b64_static"
-is the Paddle side with train.to_static=true (the PyTorch side stays eager), and
-"dcgan32_b64_paddleconv" with train.conv=paddle (Paddle's own convolutions instead of paddle_gan.ops). Set
-PADDLE_GAN_CPU_TUNING=0 to time Paddle as installed, without paddle_gan's thread and MKL settings.
+The Paddle side is the trainer's own: the models, optimizers, kernels (train.conv, train.to_static),
+objective and shown generator built by paddle_gan.train.prepare_models, and per step
+gan.step.step_inputs (batches from the BatchStream, reseed, noise, labels) -> gan.step.train_step ->
+the EMA update: any config and overrides, every loss, penalty, n_critic and precision. The PyTorch
+side mirrors the Paddle modules layer for layer (same widths, kernels, strides, BN, dropout, spectral
+norm) and runs the same objective (loss, gradient penalty on interpolates, R1 with
+create_graph=True, n_critic D updates, the G step through the updated D with D frozen, the EMA),
+with two Adam optimisers. Class-conditional configs have no PyTorch peer (torch_img_s null). "loader"
+times the data path alone (BatchStream + to_tensor). Images are random uint8 arrays of the config's
+shape, so no dataset is needed. Set PADDLE_GAN_CPU_TUNING=0 to time Paddle as installed.
 
 Optional peer: pip install torch (CPU wheel: pip install torch --index-url
 https://download.pytorch.org/whl/cpu).
@@ -35,31 +39,49 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# case -> (config, overrides, batch)
+# case -> (config, overrides); the batch size is the config's unless an override sets it
 CASES = {
-    "dcgan32_b64": ("dcgan_fashion_mnist.yaml", [], 64),
-    "dcgan32_b128": ("dcgan_fashion_mnist.yaml", [], 128),
-    "dcgan32_b64_paddleconv": ("dcgan_fashion_mnist.yaml", ["train.conv=paddle"], 64),
-    "dcgan32_b64_static": ("dcgan_fashion_mnist.yaml", ["train.to_static=true"], 64),
-    "dcgan64": ("dcgan_anime64.yaml", ["data.root=synthetic-images-unused"], 64),  # images are synthetic here
-    "mlp": ("gan_mlp_mnist.yaml", [], 64),
-    "loader": ("dcgan_fashion_mnist.yaml", [], 64),
+    "dcgan32_b64": ("dcgan_fashion_mnist.yaml", []),
+    "dcgan32_b128": ("dcgan_fashion_mnist.yaml", ["train.batch_size=128"]),
+    "dcgan32_b64_paddleconv": ("dcgan_fashion_mnist.yaml", ["train.conv=paddle"]),
+    "dcgan32_b64_static": ("dcgan_fashion_mnist.yaml", ["train.to_static=true"]),
+    "dcgan64": ("dcgan_anime64.yaml", ["data.root=unused"]),
+    "mlp": ("gan_mlp_mnist.yaml", []),
+    "loader": ("dcgan_fashion_mnist.yaml", []),
 }
 DEFAULT_STEPS = {"dcgan64": 3, "mlp": 200, "loader": 500}
 
 
-def _cfg(case):
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def _cfg(spec):
     from paddle_gan.config import load_config
 
-    config, overrides, batch = CASES[case]
-    return load_config(os.path.join(REPO, "configs", config), overrides + [f"train.batch_size={batch}"])
+    config, overrides = spec
+    path = config if os.path.isfile(config) else os.path.join(REPO, "configs", config)
+    return load_config(path, overrides)
 
 
-def _fake_images(cfg, n=2048):
+def _fake_stream(cfg, n=2048):
     import numpy as np
 
-    m = cfg.model
-    return np.random.default_rng(0).integers(0, 256, (n, m.channels, m.img_size, m.img_size), dtype=np.uint8)
+    from paddle_gan.data import BatchStream
+
+    m, t = cfg.model, cfg.train
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (max(n, 2 * t.batch_size * t.n_critic), m.channels, m.img_size, m.img_size),
+                          dtype=np.uint8)
+    labels = rng.integers(0, max(m.num_classes, 1), len(images)).astype(np.int64)
+    return BatchStream(images, t.batch_size, t.seed, labels=labels if m.num_classes else None)
 
 
 def _timed(step, steps, repeats, warmup):
@@ -74,33 +96,29 @@ def _timed(step, steps, repeats, warmup):
     return statistics.median(blocks)
 
 
-def run_paddle(case, steps, repeats, warmup):
+def run_paddle(spec, loader, steps, repeats, warmup):
     import paddle
 
-    from paddle_gan.data import BatchStream
-    from paddle_gan.models import build_models
-    from paddle_gan.fast import faster, use_onednn_convs
-    from paddle_gan.seeds import step_seed
-    from paddle_gan.step import make_optimizers, make_precision, train_step
+    from paddle_gan.distributed import SINGLE
+    from paddle_gan.gan.labels import plan_for
+    from paddle_gan.gan.objective import Objective
+    from paddle_gan.gan.step import step_inputs, train_step
+    from paddle_gan.train import prepare_models
 
-    cfg = _cfg(case)
-    t = cfg.train
-    stream = BatchStream(_fake_images(cfg), t.batch_size, t.seed)
-    if case == "loader":
+    cfg = _cfg(spec)
+    stream = _fake_stream(cfg)
+    if loader:
         return _timed(lambda: paddle.to_tensor(stream.next()), steps, repeats, warmup)
-    paddle.seed(0)
-    G, D = build_models(cfg.model)
-    opt_G, opt_D = make_optimizers(cfg, G, D)
-    G, D = faster(G, D, t, use_onednn_convs(t.conv))  # as the trainer does: train.conv, train.to_static
-    precision = make_precision(t.amp)
+    plan, objective = plan_for(cfg.model), Objective.of(cfg)
+    with paddle.utils.unique_name.guard():
+        M = prepare_models(cfg, None, SINGLE, objective, plan)
     state = {"step": 0}
 
     def step():
-        real = paddle.to_tensor(stream.next())
-        paddle.seed(step_seed(t.seed, state["step"]))
-        z = paddle.randn([t.batch_size, cfg.model.z_dim])
-        train_step(G, D, opt_G, opt_D, real, z, precision)
+        inputs = step_inputs(stream, cfg, plan, state["step"])
+        train_step(M.G, M.D, M.opt_G, M.opt_D, **inputs, precision=M.precision, objective=objective)
         state["step"] += 1
+        M.gens.update(M.G, state["step"])
 
     return _timed(step, steps, repeats, warmup)
 
@@ -111,7 +129,7 @@ def torch_mirror(layer):
     from paddle import nn as pnn
     from torch import nn as tnn
 
-    from paddle_gan import models as M
+    from paddle_gan.gan.models import dcgan, dcgan_dense, layers, mlp
 
     def conv(l):
         k, s, p = l._kernel_size, l._stride, l._padding
@@ -122,22 +140,25 @@ def torch_mirror(layer):
 
     def one(l):
         if isinstance(l, (pnn.Conv2D, pnn.Conv2DTranspose)):
-            return conv(l)
-        if isinstance(l, pnn.BatchNorm2D):
+            t = conv(l)
+        elif isinstance(l, pnn.BatchNorm2D):
             return tnn.BatchNorm2d(l.weight.shape[0], eps=l._epsilon, momentum=1 - l._momentum)
-        if isinstance(l, pnn.BatchNorm1D):
+        elif isinstance(l, pnn.BatchNorm1D):
             return tnn.BatchNorm1d(l.weight.shape[0], eps=l._epsilon, momentum=1 - l._momentum)
-        if isinstance(l, pnn.Linear):
-            return tnn.Linear(l.weight.shape[0], l.weight.shape[1], bias=l.bias is not None)
-        if isinstance(l, pnn.LeakyReLU):
+        elif isinstance(l, pnn.Linear):
+            t = tnn.Linear(l.weight.shape[0], l.weight.shape[1], bias=l.bias is not None)
+        elif isinstance(l, pnn.LeakyReLU):
             return tnn.LeakyReLU(l._negative_slope)
-        if isinstance(l, pnn.Dropout):
+        elif isinstance(l, pnn.Dropout):
             return tnn.Dropout(l.p)
-        simple = {pnn.ReLU: tnn.ReLU, pnn.Tanh: tnn.Tanh, pnn.Flatten: tnn.Flatten, M.Flatten: tnn.Flatten}
-        for p_cls, t_cls in simple.items():
-            if isinstance(l, p_cls):
-                return t_cls()
-        raise TypeError(f"no torch mirror for {type(l).__name__}")
+        else:
+            simple = {pnn.ReLU: tnn.ReLU, pnn.Tanh: tnn.Tanh, pnn.Flatten: tnn.Flatten, layers.Flatten: tnn.Flatten}
+            for p_cls, t_cls in simple.items():
+                if isinstance(l, p_cls):
+                    return t_cls()
+            raise TypeError(f"no torch mirror for {type(l).__name__}")
+        spectral = hasattr(l, "weight_orig")  # paddle's spectral_norm keeps the raw weight as weight_orig
+        return tnn.utils.spectral_norm(t) if spectral else t
 
     def seq(s):
         return tnn.Sequential(*[one(l) for l in s])
@@ -147,15 +168,15 @@ def torch_mirror(layer):
             super().__init__()
             self.kind = type(layer)
             self.net = seq(layer.net)
-            if isinstance(layer, M.DenseDCGANGenerator):
+            if isinstance(layer, dcgan_dense.DenseDCGANGenerator):
                 self.fc, self.c0 = seq(layer.fc), layer.c0
 
         def forward(self, x):
-            if self.kind is M.DCGANGenerator:
+            if self.kind is dcgan.DCGANGenerator:
                 return self.net(x.reshape(x.shape[0], -1, 1, 1))
-            if self.kind is M.DenseDCGANGenerator:
+            if self.kind is dcgan_dense.DenseDCGANGenerator:
                 return self.net(self.fc(x).reshape(x.shape[0], self.c0, 4, 4))
-            if self.kind is M.MLPGenerator:
+            if self.kind is mlp.MLPGenerator:
                 return self.net(x).reshape(x.shape[0], *layer.shape)
             return self.net(x)
 
@@ -163,90 +184,135 @@ def torch_mirror(layer):
     return Mirror()
 
 
-def run_torch(case, steps, repeats, warmup):
-    import numpy as np
-    import torch
+def _torch_losses(name):
+    """train.loss in torch: (D loss of (real, fake) logits, G loss of fake logits)."""
     import torch.nn.functional as F
 
-    from paddle_gan.data import BatchStream
-    from paddle_gan.models import build_models
+    def bce(x, t):
+        return F.binary_cross_entropy_with_logits(x, x.new_full(x.shape, t))
+
+    return {"nonsaturating": (lambda r, f: bce(r, 1.0) + bce(f, 0.0), lambda f: bce(f, 1.0)),
+            "hinge": (lambda r, f: F.relu(1 - r).mean() + F.relu(1 + f).mean(), lambda f: -f.mean()),
+            "wgan_gp": (lambda r, f: f.mean() - r.mean(), lambda f: -f.mean()),
+            "lsgan": (lambda r, f: 0.5 * ((r - 1) ** 2).mean() + 0.5 * (f ** 2).mean(),
+                      lambda f: 0.5 * ((f - 1) ** 2).mean())}[name]
+
+
+def run_torch(spec, loader, steps, repeats, warmup):
+    import copy
+
+    import numpy as np
+    import torch
+
+    from paddle_gan.gan.losses import LOSSES
+    from paddle_gan.gan.models import build_models
 
     torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    cfg = _cfg(case)
-    t = cfg.train
-    stream = BatchStream(_fake_images(cfg), t.batch_size, t.seed)
-    if case == "loader":
+    cfg = _cfg(spec)
+    t, m = cfg.train, cfg.model
+    stream = _fake_stream(cfg)
+    if loader:
         return _timed(lambda: torch.from_numpy(np.ascontiguousarray(stream.next())), steps, repeats, warmup)
-    pG, pD = build_models(cfg.model)
+    pG, pD = build_models(m)
     G, D = torch_mirror(pG), torch_mirror(pD)
+    G_ema = copy.deepcopy(G).eval() if t.ema else None
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.opt_G.lr, betas=(cfg.opt_G.beta1, cfg.opt_G.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.opt_D.lr, betas=(cfg.opt_D.beta1, cfg.opt_D.beta2))
+    d_loss, g_loss = _torch_losses(t.loss)
+    gp = LOSSES[t.loss].gradient_penalty
 
-    def bce(logits, target):
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+    def norms(out, x):
+        (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        return g.reshape(g.shape[0], -1).norm(2, dim=1)
 
     def step():
-        real = torch.from_numpy(np.ascontiguousarray(stream.next()))  # uint8 -> [-1, 1] float32, as in the trainer
-        z = torch.randn(t.batch_size, cfg.model.z_dim)
-        fake = G(z)
-        loss_D = bce(D(real), 1.0) + bce(D(fake.detach()), 0.0)
-        opt_D.zero_grad()
-        loss_D.backward()
-        opt_D.step()
+        for _ in range(t.n_critic):
+            real = torch.from_numpy(np.ascontiguousarray(stream.next()))  # uint8 -> [-1, 1], as the trainer
+            real.requires_grad_(t.r1_gamma > 0)
+            fake = G(torch.randn(t.batch_size, m.z_dim))
+            out_real = D(real)
+            loss_D = d_loss(out_real, D(fake.detach()))
+            if gp:
+                e = torch.rand(real.shape[0], 1, 1, 1)
+                x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
+                loss_D = loss_D + t.gp_lambda * ((norms(D(x_hat), x_hat) - 1) ** 2).mean()
+            if t.r1_gamma:
+                loss_D = loss_D + 0.5 * t.r1_gamma * (norms(out_real, real) ** 2).mean()
+            opt_D.zero_grad()
+            loss_D.backward()
+            opt_D.step()
+            float(loss_D)
         for p in D.parameters():  # the same saving as paddle_gan's G step: no D weight gradients
             p.requires_grad_(False)
-        loss_G = bce(D(fake), 1.0)
+        loss_G = g_loss(D(fake))
         opt_G.zero_grad()
         loss_G.backward()
         opt_G.step()
         for p in D.parameters():
             p.requires_grad_(True)
-        float(loss_D), float(loss_G)  # the trainer reads the losses every step too
+        float(loss_G)  # the trainer reads the losses every step too
+        if G_ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.lerp_(p, 1 - t.ema)
 
     return _timed(step, steps, repeats, warmup)
 
 
-def child(framework, case, steps, repeats, warmup):
-    seconds = (run_paddle if framework == "paddle" else run_torch)(case, steps, repeats, warmup)
+def child(framework, spec, loader, batch, steps, repeats, warmup):
+    seconds = (run_paddle if framework == "paddle" else run_torch)(spec, loader, steps, repeats, warmup)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"img_s": steps * CASES[case][2] / seconds, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"img_s": steps * batch / seconds, "peak_rss_mb": rss_mb}))
 
 
-def measure(framework, case, args):
-    steps = args.steps or DEFAULT_STEPS.get(case, 20)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--cases", case, "--steps", str(steps),
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup)]
+def measure(framework, name, spec, args):
+    steps = args.steps or DEFAULT_STEPS.get(name, 20)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--name", name, "--config", spec[0],
+           "--steps", str(steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup), "-o", *spec[1]]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if p.returncode != 0:
-        raise RuntimeError(f"{framework} {case} failed:\n{p.stderr[-2000:]}")
+        raise RuntimeError(f"{framework} {name} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+    p.add_argument("--cases", default=None, help=f"comma-separated, from {', '.join(CASES)} (default: all)")
+    p.add_argument("--config", help="time this config (with -o) instead of the named cases")
+    p.add_argument("-o", "--override", nargs="*", action="extend", default=[], help="overrides for --config")
     p.add_argument("--steps", type=int, default=0, help="steps per timed block (default: per case)")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--child", choices=["paddle", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--name", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    cases = args.cases.split(",")
-    unknown = [c for c in cases if c not in CASES]
-    if unknown:
-        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     if args.child:
-        child(args.child, cases[0], args.steps or DEFAULT_STEPS.get(cases[0], 20), args.repeats, args.warmup)
+        spec = (args.config, args.override)
+        cfg = _cfg(spec)
+        child(args.child, spec, args.name == "loader", cfg.train.batch_size,
+              args.steps or DEFAULT_STEPS.get(args.name, 20), args.repeats, args.warmup)
         return 0
+    if args.config:
+        cases = {os.path.basename(args.config) + "".join(f" {o}" for o in args.override): (args.config, args.override)}
+    else:
+        names = args.cases.split(",") if args.cases else list(CASES)
+        unknown = [c for c in names if c not in CASES]
+        if unknown:
+            p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+        cases = {n: CASES[n] for n in names}
     have_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
-    for case in cases:
-        pd = measure("paddle", case, args)
-        th = measure("torch", case, args) if have_torch else None
-        print(json.dumps({"case": case, "batch": CASES[case][2], "paddle_img_s": round(pd["img_s"], 1),
+    for name, spec in cases.items():
+        cfg = _cfg(spec)
+        pd = measure("paddle", name, spec, args)
+        peer = have_torch and not cfg.model.num_classes
+        th = measure("torch", name, spec, args) if peer else None
+        print(json.dumps({"case": name, "batch": cfg.train.batch_size, "paddle_img_s": round(pd["img_s"], 1),
                           "torch_img_s": round(th["img_s"], 1) if th else None,
                           "ratio": round(pd["img_s"] / th["img_s"], 3) if th else None,
-                          "paddle_peak_rss_mb": round(pd["peak_rss_mb"]), "torch_peak_rss_mb":
-                          round(th["peak_rss_mb"]) if th else None}), flush=True)
+                          "paddle_peak_rss_mb": round(pd["peak_rss_mb"]),
+                          "torch_peak_rss_mb": round(th["peak_rss_mb"]) if th else None, "cpu": cpu_name()}),
+              flush=True)
     return 0
 
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import paddle
 
-from . import device, distributed, layout
-from .checkpoint import load_checkpoint, load_latest
-from .history import list_checkpoints
+from . import device, distributed
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
 from .progress import say
-from .runlock import RunLock
+from .run import layout
+from .run.checkpoint import load_checkpoint, load_latest
+from .run.checkpoint_history import list_checkpoints
+from .run.lock import RunLock
 
 
 def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None,

@@ -14,8 +14,14 @@ import paddle
 
 from .errors import ConfigError
 
-CHOICES = "auto | cpu | gpu | gpu:N"
+CHOICES = ("auto", "cpu", "gpu", "gpu:N")  # train.device, --device
 _GPU = re.compile(r"^gpu(?::(\d+))?$")
+
+
+def valid(choice: str) -> bool:
+    """Whether `choice` names a device (not whether this machine has it: resolve says that)."""
+    c = choice.strip().lower()
+    return c in ("auto", "cpu") or bool(_GPU.match(c))
 
 
 def build() -> str:
@@ -42,7 +48,7 @@ def resolve(choice: str, key: str = "train.device") -> str:
         return "gpu:0" if gpu_count() else "cpu"
     m = _GPU.match(choice)
     if not m:
-        raise ConfigError(f"{key}: {choice!r} is not a device ({CHOICES})")
+        raise ConfigError(f"{key}: {choice!r} is not a device ({' | '.join(CHOICES)})")
     index, count = int(m.group(1) or 0), gpu_count()
     if not paddle.is_compiled_with_cuda():
         raise ConfigError(f"{key}: {choice} asked for, but this is a {build()} (install paddlepaddle-gpu, see "

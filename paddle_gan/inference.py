@@ -1,7 +1,8 @@
-"""Putting a trained generator to use: generating images, latent interpolation, and export for
-inference. Everything works from a checkpoint folder alone (checkpoint.load_generator)."""
+"""Putting a trained generator to use: rebuilding it from a checkpoint folder alone (open_generator),
+generating images and sample grids, latent interpolation, and export for inference."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -10,7 +11,34 @@ import paddle
 import paddle.nn.functional as F
 
 from . import seeds
-from .utils import atomic_write_text
+from .files import atomic_write_text
+from .images import make_grid
+
+
+@dataclasses.dataclass
+class Generator:
+    """A generator rebuilt from a checkpoint folder alone, in eval mode, and what it is."""
+    G: object
+    cfg: object  # the run's Config
+    which: str  # "G_ema" (the EMA generator, used when the checkpoint has one) or "G"
+    step: int
+    classes: list  # names of the labels of a conditional model (model.num_classes of them), else []
+
+
+def open_generator(ckpt: str, raw: bool = False) -> Generator:
+    """The checkpoint's EMA generator if it has one (train.ema), else G; raw=True: G always."""
+    from .gan.models import build_generator
+    from .run.checkpoint import read_state_dict
+    from .run.state_json import STATE_DICTS, checkpoint_config, read_state
+
+    meta = read_state(ckpt, verify=False)
+    cfg = checkpoint_config(meta)
+    which = "G_ema" if STATE_DICTS["G_ema"] in meta["files"] and not raw else "G"
+    G = build_generator(cfg.model)
+    G.set_state_dict(read_state_dict(ckpt, meta, STATE_DICTS[which]))  # verified as it is read
+    G.eval()
+    classes = meta.get("classes") or [str(i) for i in range(cfg.model.num_classes)]
+    return Generator(G, cfg, which, meta["step"], classes)
 
 
 def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 256, on_batch=None) -> np.ndarray:
@@ -32,6 +60,15 @@ def generate(G, z: np.ndarray, labels: np.ndarray | None = None, batch: int = 25
         if was_training:
             G.train()
     return np.concatenate(out)
+
+
+def sample_grid(G, z: np.ndarray, plan, scale: int = 1) -> np.ndarray:
+    """The uint8 grid of G's images for z, laid out as the labels plan says (gan/labels.py: one row
+    per class for a conditional G, else as square as it gets), enlarged `scale` times: the sample
+    grids of training and of tools/generate.py --grid."""
+    z = plan.grid_noise(z)
+    images = generate(G, z, plan.grid_labels(len(z)))
+    return make_grid(images, nrow=plan.row_length(len(images)), scale=scale)
 
 
 def sample_noise(seed: int, num: int, z_dim: int) -> np.ndarray:

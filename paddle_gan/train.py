@@ -9,6 +9,7 @@ shift the training stream, and a resumed run needs no saved RNG state to continu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -16,74 +17,56 @@ from types import SimpleNamespace
 
 import paddle
 
-from . import layout, metrics, ops, progress, seeds
-from .bookkeeping import Best, Checkpoints, Interval
-from .history import abandon_later, clean_temporary
-from .conditional import balanced_labels, class_grid, grid_labels
+from . import metrics, progress, seeds
 from .config import Config, dump
 from .data import BatchStream, build_dataset
 from .distributed import SINGLE, World, agree, sync_batchnorm, wait_for_writer, wrap
-from .ema import EMA
 from .errors import ConfigError, DataError, TrainingError
-from .fast import faster, use_onednn_convs
-from .inference import generate
-from .logger import RunLogger, status_line
+from .files import atomic_write_text
+from .gan.generators import shown_generator
+from .gan.kernels import faster, use_onednn_convs
+from .gan.labels import plan_for
+from .gan.models import build_models
+from .gan.objective import PANELS, TAGS, Objective
+from .gan.precision import make_precision
+from .gan.step import make_optimizers, step_inputs, train_step
+from .images import display_scale
+from .inference import sample_grid
+from .ops import has_eligible
 from .progress import say
-from .models import CONVOLUTIONAL, build_generator, build_models
-from .plots import write_run_pictures
-from .runlock import RunLock
+from .run import layout
+from .run.best import Best
+from .run.checkpoint import Checkpoints
+from .run.checkpoint_history import abandon_later, clean_temporary
+from .run.lock import RunLock
+from .run.plots import write_run_pictures
+from .run.run_log import Interval, RunLogger, status_line
 from .signals import StopOnSignal
-from .step import Objective, make_optimizers, make_precision, train_step
-from .utils import atomic_write_text, display_scale, make_grid
 
 
-def _models(cfg: Config, resume: dict | None, world: World, onednn: bool, objective: Objective):
-    """G, D, their optimizers, the precision policy and the EMA generator (or None), built and, for a
-    resume, restored; with the speed switches applied."""
+def prepare_models(cfg: Config, resume: dict | None, world: World, objective: Objective, plan):
+    """G, D, their optimizers, the precision policy and the generator shown (G or the EMA one), built
+    and, for a resume, restored; with the speed switches applied."""
     t = cfg.train
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
     precision = make_precision(t.amp)
-    m = cfg.model
-    ema = (EMA(build_generator(m), t.ema, seeds.normal(t.seed, seeds.EMA_STATS, 1024, m.z_dim),
-               balanced_labels(m.num_classes, 1024) if m.num_classes else None) if t.ema else None)
     if resume:
         for model, key in ((G, "G"), (D, "D"), (opt_G, "opt_G"), (opt_D, "opt_D")):
             model.set_state_dict(resume[key])
         precision.set_state_dict(resume.get("amp", {}))  # float16 loss scales continue where they were
-    if ema and resume and "G_ema" in resume:
-        ema.G.set_state_dict(resume["G_ema"])  # with the statistics measured when it was saved
-    elif ema:
-        if resume and world.writer:
-            say(f"note: train.ema is on from step {resume['step']}: the average starts at G's weights there")
-        ema.reset(G)
+    gens = shown_generator(cfg, G, plan, resume, note=say if world.writer else None)
+    # an MLP GAN has no convolutions to build the operator for; onednn unbuildable: fails here
+    onednn = has_eligible(G, D) and use_onednn_convs(t.conv, quiet=not world.writer)
     d_fast = onednn and not objective.second_derivatives
     if onednn and not d_fast and world.writer:
         say("note: D runs on Paddle's own convolutions: the gradient penalty needs D's second derivatives, "
             "which the oneDNN operator does not compute (G keeps the oneDNN ones)")
     G, D = faster(G, D, t, onednn, d_onednn=d_fast)
-    if ema and onednn:
-        ops.use_onednn(ema.G)
-    return SimpleNamespace(G=G, D=D, opt_G=opt_G, opt_D=opt_D, precision=precision, ema=ema)
-
-
-def _step_inputs(stream: BatchStream, cfg: Config, step: int, world: World) -> dict:
-    """train_step's inputs for `step`: train.n_critic real batches, their noise and (conditional) the
-    labels asked of G. The noise and labels of the whole step are drawn from the step's seed, alike on
-    every rank, and each rank takes its slice."""
-    t, m = cfg.train, cfg.model
-    batches = [stream.next_labelled() if m.num_classes else (stream.next(), None) for _ in range(t.n_critic)]
-    paddle.seed(seeds.step_seed(t.seed, step))
-    z = paddle.randn([t.n_critic * stream.global_batch, m.z_dim])
-    y_fake = paddle.randint(0, m.num_classes, [t.n_critic * stream.global_batch]) if m.num_classes else None
-    mine = [slice(k * stream.global_batch + world.rank * t.batch_size,
-                  k * stream.global_batch + (world.rank + 1) * t.batch_size) for k in range(t.n_critic)]
-    if world.parallel:
-        paddle.seed(seeds.step_seed(t.seed, step, world.rank))
-    return {"real": [paddle.to_tensor(x) for x, _ in batches], "z": [z[s] for s in mine],
-            "y": [paddle.to_tensor(y) for _, y in batches] if m.num_classes else None,
-            "y_fake": [y_fake[s] for s in mine] if m.num_classes else None}
+    if onednn:
+        gens.use_onednn()
+    return SimpleNamespace(G=G, D=D, opt_G=opt_G, opt_D=opt_D, precision=precision, gens=gens)
 
 
 def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = SINGLE) -> dict:
@@ -97,59 +80,52 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     except MemoryError:
         raise DataError(f"{cfg.data.name}: the images do not fit in memory at model.img_size={m.img_size} "
                         f"(data.limit takes fewer)") from None
+    plan = plan_for(m)  # which labels the run asks of G (none, or classes)
     stream = BatchStream(dataset.images, t.batch_size, t.seed, **(resume["data"] if resume else {}),
-                         rank=world.rank, world=world.size, labels=dataset.labels if m.num_classes else None)
+                         rank=world.rank, world=world.size, labels=plan.stream_labels(dataset))
     extractor = (metrics.make_extractor(t.eval_extractor, cfg.data.name, m.channels, t.inception_weights or None,
                                         conv=t.conv)
                  if t.eval_every and world.writer else None)  # missing weights fail here, before any write
-    onednn = (m.name in CONVOLUTIONAL  # an MLP GAN has nothing to build the operator for
-              and use_onednn_convs(t.conv, quiet=not world.writer))  # onednn unbuildable: fails here
     objective = Objective.of(cfg)
     with contextlib.ExitStack() as held:
         # Adam names its moments (the .pdopt keys) from a process-wide counter: a fresh counter gives
         # the same names in every process, also in one that has trained before (a notebook, a test)
         held.enter_context(paddle.utils.unique_name.guard())
         try:  # built before the run folder exists: a model too big for memory leaves nothing behind
-            M = _models(cfg, resume, world, onednn, objective)
+            M = prepare_models(cfg, resume, world, objective, plan)
         except MemoryError:
-            sizes = (f"g_hidden={m.g_hidden}, d_hidden={m.d_hidden}" if m.name == "mlp" else
-                     f"g_channels={m.g_channels}, d_channels={m.d_channels}")
+            sizes = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(m.arch).items())
             raise ConfigError(f"model: G and D do not fit in memory ({m.name}, {sizes}, img_size={m.img_size})") from None
         abandoned = None
         if world.writer:
             os.makedirs(run_dir, exist_ok=True)
             held.enter_context(RunLock(run_dir, warn=say))  # one writer per run folder, from here to the end
             clean_temporary(run_dir)
-            if resume:  # resuming from an older checkpoint: move the later history aside (history.py)
+            if resume:  # resuming from an older checkpoint: move the later history aside (checkpoint_history.py)
                 abandoned = abandon_later(run_dir, resume["step"], log=say)
         if resume:
             step, fixed_noise, resumed_from = resume["step"], resume["fixed_noise"], resume["path"]
             say(f"resumed from {resumed_from} at step {step}")
-        else:
+        else:  # (conditional: one row per class, the same z down each column)
             step, resumed_from = 0, None
-            fixed_noise = seeds.normal(t.seed, seeds.FIXED_NOISE, t.num_samples, m.z_dim)
-            if m.num_classes:  # one row per class, the same z down each column
-                fixed_noise = class_grid(m.num_classes, t.num_samples, fixed_noise)
+            fixed_noise = plan.grid_noise(seeds.normal(t.seed, seeds.FIXED_NOISE, t.num_samples, m.z_dim))
         resume = None  # its tensors now live in the models and optimizers: no second copy for the whole run
         G_train, D_train = wrap(M.G, world), wrap(M.D, world)  # DataParallel when world.size > 1
-        shown = M.ema.ready if M.ema else (lambda: M.G)  # what sample grids, scores and best/ are about
-        labels = grid_labels(m.num_classes, len(fixed_noise)) if m.num_classes else None
-        models = {"G": M.G, "D": M.D, "opt_G": M.opt_G, "opt_D": M.opt_D, **({"G_ema": M.ema.G} if M.ema else {})}
+        shown = M.gens.shown  # what sample grids, scores and best/ are about
+        models = {"G": M.G, "D": M.D, "opt_G": M.opt_G, "opt_D": M.opt_D, **M.gens.state_dicts()}
         ckpts = Checkpoints(run_dir, cfg, models, stream, M.precision, fixed_noise, last=resumed_from,
-                            prepare=shown, **({"classes": dataset.classes} if m.num_classes else {}))
+                            prepare=shown, **plan.state(dataset))
         ckpts.saved_step = step if resumed_from else None
         logger = None
         if world.writer:
             atomic_write_text(layout.config_path(run_dir), dump(cfg))
-            logger = RunLogger(run_dir, step, abandoned=abandoned)
+            logger = RunLogger(run_dir, step, TAGS, abandoned=abandoned)
         best = Best(run_dir, t.eval_metric, extractor.name) if extractor else None
         evaluator = metrics.Evaluator(cfg, t.eval_samples, t.seed, extractor) if extractor else None
         interval = Interval()
 
-        def sample() -> None:
-            grid = generate(shown(), fixed_noise, labels)  # shown enlarged: a cell is >= 64 px on screen
-            logger.image(step, make_grid(grid, nrow=len(grid) // m.num_classes if m.num_classes else None,
-                                         scale=display_scale(m.img_size)))
+        def sample() -> None:  # shown enlarged: a cell is >= 64 px on screen
+            logger.image(step, sample_grid(shown(), fixed_noise, plan, scale=display_scale(m.img_size)))
 
         def log() -> None:  # one row: means over the steps since the last row
             row = {"step": step, **interval.take(stream.global_batch), "lr_G": float(M.opt_G.get_lr()),
@@ -168,7 +144,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                                          else progress.bar(0, ""))  # a live bar on a terminal (progress.py)
                 while step < t.steps and (agreed if world.parallel else stop.signum) is None:
                     t0 = time.perf_counter()
-                    inputs = _step_inputs(stream, cfg, step, world)
+                    inputs = step_inputs(stream, cfg, plan, step, world)
                     try:
                         out, agreed = agree(world, train_step(G_train, D_train, M.opt_G, M.opt_D, **inputs,
                                                               precision=M.precision, objective=objective), stop.signum)
@@ -181,8 +157,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                     if agreed is not None:  # the launcher SIGTERMs the ranks still running once one has exited
                         stop.adopt(agreed)
                     step += 1
-                    if M.ema:
-                        M.ema.update(M.G, step)
+                    M.gens.update(M.G, step)
                     if not all(math.isfinite(v) for v in out.values()):
                         bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
                         raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: "
@@ -201,7 +176,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         sample()
                     if t.eval_every and (step % t.eval_every == 0 or last):
                         scores = evaluator(shown())  # the noise and the reference features are kept between calls
-                        which = "G_ema" if M.ema else "G"
+                        which = M.gens.which
                         logger.scalars({"step": step, "generator": which, **scores})
                         better = best.improved(scores)
                         summary = ", ".join(f"{k} {v:.4g}" for k, v in scores.items()
@@ -219,7 +194,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         log()
                     if ckpts.saved_step != step:
                         ckpts.save(step, logger)
-                    write_run_pictures(run_dir, t.progress_gif)
+                    write_run_pictures(run_dir, t.progress_gif, PANELS)
                 wait_for_writer(world)
                 stopped_by = agreed if world.parallel else stop.signum
         except OSError as e:  # a log or sample write: disk full, quota, a folder removed under us

@@ -1,6 +1,7 @@
 """Shared helpers: run the real tools/train.py on the bundled Fashion-MNIST split."""
 import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -18,6 +19,23 @@ CONFIGS = os.path.join(REPO, "configs")
 # Small and fast, but the real network of the quickstart on the real bundled images.
 TINY = ["data.root=" + BUNDLED_DIR, "data.limit=512", "train.batch_size=16", "train.log_every=2",
         "train.sample_every=4", "train.save_every=4", "train.eval_every=0"]
+
+
+SMALL = ["model.g_channels=8", "model.d_channels=8"]  # an eighth of the quickstart's widths
+SMALL_MLP = ["model.g_hidden=[32, 64]", "model.d_hidden=[64, 32]"]  # the same for an MLP config
+
+
+def tool(name, *argv):
+    """tools/<name>.py's main() in this process (a fresh subprocess costs seconds of imports): its exit code."""
+    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
+
+
+def train(run, *extra, config="quickstart.yaml", check=False, small=SMALL):
+    """tools/train.py in this process on TINY and `small` settings into `run`; its exit code (check:
+    assert it is 0)."""
+    code = tool("train", "-c", os.path.join(CONFIGS, config), "--output", str(run), "-o", *TINY, *small, *extra)
+    assert code == 0 or not check, code
+    return code
 
 
 def train_cmd(*args):

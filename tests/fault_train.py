@@ -21,7 +21,11 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from paddle_gan import checkpoint, logger, utils  # noqa: E402
+import shutil  # noqa: E402
+import types  # noqa: E402
+
+from paddle_gan import files  # noqa: E402
+from paddle_gan.run import checkpoint, checkpoint_history, run_log  # noqa: E402
 
 point, at = os.environ["FAULT"].split(":")
 at = int(at)
@@ -51,35 +55,34 @@ if point in ("kill_in_checkpoint", "enospc_checkpoint"):
 
     checkpoint._write_paddle = _write_paddle
 elif point == "kill_in_rotation":
-    real_rmtree = checkpoint.shutil.rmtree
-
     def rmtree(path, *a, **k):
         if ".del-" in path and os.path.exists(os.path.join(os.path.dirname(path), tag)):
             die()
-        real_rmtree(path, *a, **k)
+        shutil.rmtree(path, *a, **k)
 
-    checkpoint.shutil.rmtree = rmtree
+    # rotation (checkpoint_history._remove) sees this shutil; every other module keeps the real one
+    checkpoint_history.shutil = types.SimpleNamespace(rmtree=rmtree)
 elif point == "kill_in_sample":
     def atomic_write_bytes(path, data):
         if path.endswith(tag + ".png"):
-            utils.atomic_write(path, lambda f: (f.write(data[:len(data) // 2]), f.flush(), die()))
-        utils.atomic_write(path, lambda f: f.write(data))
+            files.atomic_write(path, lambda f: (f.write(data[:len(data) // 2]), f.flush(), die()))
+        files.atomic_write(path, lambda f: f.write(data))
 
-    logger.atomic_write_bytes = atomic_write_bytes
+    run_log.atomic_write_bytes = atomic_write_bytes
 elif point in ("kill_in_metrics", "enospc_metrics"):
-    real_scalars = logger.RunLogger.scalars
+    real_scalars = run_log.RunLogger.scalars
 
     def scalars(self, row):
         if row["step"] == at:
             if point == "enospc_metrics":
                 enospc(self.metrics_path)
-            line = logger.json.dumps(row)
+            line = run_log.json.dumps(row)
             self._metrics.write(line[:len(line) // 2])
             self._metrics.flush()
             die()
         real_scalars(self, row)
 
-    logger.RunLogger.scalars = scalars
+    run_log.RunLogger.scalars = scalars
 elif point == "crash_rank1":
     from paddle_gan import train
 

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import CONFIGS, REPO, run_train
+
 from paddle_gan.config import Config, ConfigError, diff, load_config
 
 
@@ -17,9 +17,9 @@ def write(tmp_path, text):
 
 def test_defaults_and_overrides():
     cfg = load_config(os.path.join(CONFIGS, "dcgan_mnist.yaml"),
-                      ["train.steps=7", "opt_G.lr=1e-4", "model.g_hidden=[8, 16]", "data.root=/x y", "data.download=false"])
+                      ["train.steps=7", "opt_G.lr=1e-4", "model.g_channels=8", "data.root=/x y", "data.download=false"])
     assert cfg.train.steps == 7 and cfg.opt_G.lr == 1e-4 and cfg.opt_D.lr == 2e-4
-    assert cfg.model.g_hidden == [8, 16] and cfg.data.root == "/x y" and cfg.data.download is False
+    assert cfg.model.arch.g_channels == 8 and cfg.data.root == "/x y" and cfg.data.download is False
     assert cfg.model.name == "dcgan" and cfg.train.batch_size == 64
 
 
@@ -35,7 +35,10 @@ def test_yaml_number_without_dot_is_a_float(tmp_path):
     ("train:\n  batch_size: -4\n", "train.batch_size"),
     ("opt_G:\n  lr: fast\n", "opt_G.lr"),
     ("model:\n  name: stylegan\n", "model.name"),
-    ("model:\n  g_hidden: 128\n", "model.g_hidden"),
+    ("model:\n  name: mlp\n  g_hidden: 128\n", "model.g_hidden"),
+    ("model:\n  g_hidden: [128]\n", "model.g_hidden: a key of mlp, not of dcgan (dcgan's own keys: g_channels"),
+    ("model:\n  g_channels: 8\n  name: mlp\n", "model.g_channels: a key of dcgan, dcgan_dense, not of mlp"),
+    ("model:\n  arch: 3\n", "model.arch: unknown key"),
     ("data:\n  download: maybe\n", "data.download"),
     ("data:\n  name: image_folder\n", "data.root"),
     ("model:\n  img_size: 48\n", "model.img_size"),
@@ -56,6 +59,38 @@ def test_bad_override_names_the_key(override, key):
     with pytest.raises(ConfigError) as e:
         load_config(os.path.join(CONFIGS, "quickstart.yaml"), [override])
     assert str(e.value).startswith(key), str(e.value)
+
+
+def test_each_model_has_its_own_keys_in_one_flat_section(tmp_path):
+    cfg = load_config(write(tmp_path, "model:\n  g_hidden: [32]\n  name: mlp\n"), ["model.d_hidden=[16, 8]"])
+    assert (cfg.model.name, cfg.model.arch.g_hidden, cfg.model.arch.d_hidden) == ("mlp", [32], [16, 8])
+    flat = cfg.to_dict()["model"]
+    assert "g_hidden" in flat and "g_channels" not in flat and "arch" not in flat
+    # a model switched by an override starts from its own defaults; a key the file gave the other one is an error
+    with pytest.raises(ConfigError, match="model.g_channels: a key of dcgan"):
+        load_config(os.path.join(CONFIGS, "quickstart.yaml"), ["model.name=mlp"])
+    assert load_config(write(tmp_path, "model:\n  name: mlp\n"), ["model.name=dcgan"]).model.arch.g_channels == 64
+
+
+def test_a_checkpoint_config_from_before_model_keys_still_reads():
+    """Checkpoints written when every model shared one flat section list every model's keys."""
+    from paddle_gan.config import from_dict
+
+    old = {"model": {"name": "mlp", "z_dim": 100, "img_size": 28, "channels": 1, "g_channels": 64, "d_channels": 64,
+                     "g_hidden": [32], "d_hidden": [16], "dropout": 0.0, "init": "paddle", "d_norm": "auto",
+                     "spectral_norm": False, "num_classes": 0, "d_cond": "projection"}}
+    cfg = from_dict(old, lenient_model_keys=True)
+    assert cfg.model.arch.g_hidden == [32] and not hasattr(cfg.model.arch, "g_channels")
+    with pytest.raises(ConfigError, match="model.g_channels: a key of dcgan"):
+        from_dict(old)  # a config file is strict
+
+
+def test_reading_a_config_does_not_import_the_networks():
+    code = ("import sys, paddle_gan.config as c; c.load_config('configs/sngan_fashion_mnist.yaml'); "
+            "print(sorted(m for m in sys.modules if m.startswith('paddle_gan.gan.models')))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"
 
 
 def test_resume_diff_separates_identity_from_hyperparameters():

@@ -9,12 +9,19 @@ import time
 
 import numpy as np
 import pytest
+from conftest import (
+    CONFIGS,
+    REPO,
+    TINY,
+    assert_same_state,
+    load_state,
+    read_jsonl,
+    run_train,
+)
 
-from conftest import CONFIGS, REPO, TINY, assert_same_state, load_state, read_jsonl, run_train
-
-from paddle_gan.checkpoint import load_checkpoint
-from paddle_gan.state_file import read_state
 from paddle_gan.data import BUNDLED_DIR
+from paddle_gan.run.checkpoint import load_checkpoint
+from paddle_gan.run.state_json import read_state
 
 QUICK = ["-c", os.path.join(CONFIGS, "quickstart.yaml")]
 
@@ -196,7 +203,7 @@ def test_a_crashed_rank_stops_the_run_without_hanging(tmp_path):
 def test_sync_batchnorm_only_on_gpu_and_keys_unchanged(monkeypatch):
     from paddle_gan import distributed
     from paddle_gan.config import load_config
-    from paddle_gan.models import build_models
+    from paddle_gan.gan.models import build_models
 
     G, _ = build_models(load_config(os.path.join(CONFIGS, "quickstart.yaml")).model)
     keys = list(G.state_dict())

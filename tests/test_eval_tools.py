@@ -2,22 +2,17 @@
 eval.py, generate.py and export.py on a real tiny run."""
 import json
 import os
-import runpy
 import shutil
 
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_same_state, quick, read_jsonl, tool
 
-from conftest import REPO, assert_same_state, quick, read_jsonl
 from paddle_gan.data import BUNDLED_DIR
 
 EVAL = ["train.eval_every=4", "train.eval_samples=100"]
 FID = "fid_lenet_fashion"
-
-
-def tool(name, *argv):
-    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +25,7 @@ def eval_run(tmp_path_factory):
 def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
     from visualdl import LogReader
 
-    from paddle_gan.state_file import read_state
+    from paddle_gan.run.state_json import read_state
 
     run = eval_run
     rows = [r for r in read_jsonl(run / "metrics.jsonl") if FID in r]
@@ -58,7 +53,7 @@ def test_training_evaluates_keeps_best_and_draws_curves(eval_run, tmp_path):
 
 
 def test_best_survives_resume_and_only_improves(eval_run, tmp_path):
-    from paddle_gan.state_file import read_state
+    from paddle_gan.run.state_json import read_state
 
     run = tmp_path / "run"
     shutil.copytree(eval_run, run)
@@ -141,10 +136,11 @@ def test_slerp_endpoints_and_norms():
 def test_export_matches_the_dygraph_generator(eval_run, tmp_path, capsys):
     import paddle
 
-    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.inference import open_generator
 
     ckpt = str(eval_run / "checkpoints" / "best")
-    G, cfg = load_generator(ckpt)
+    gen = open_generator(ckpt)
+    G, cfg = gen.G, gen.cfg
     z = np.random.default_rng(5).standard_normal((6, cfg.model.z_dim)).astype(np.float32)
     with paddle.no_grad():
         want = G(paddle.to_tensor(z)).numpy()
@@ -164,6 +160,7 @@ def test_export_matches_the_dygraph_generator(eval_run, tmp_path, capsys):
 
 def test_missing_evaluator_weights_stop_the_run_before_it_writes(tmp_path, monkeypatch, capsys):
     from conftest import CONFIGS, TINY
+
     from paddle_gan.metrics import lenet
 
     monkeypatch.setattr(lenet, "WEIGHTS_DIR", str(tmp_path / "no-weights"))

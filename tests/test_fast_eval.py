@@ -4,23 +4,18 @@ features and scores; tools/eval.py works with train.conv=paddle and without a co
 import copy
 import json
 import os
-import runpy
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
-from conftest import BUNDLED_DIR, CONFIGS, REPO, TINY
-
-SMALL = ["model.g_channels=8", "model.d_channels=8"]
+from conftest import tool, BUNDLED_DIR, CONFIGS, REPO, SMALL, TINY
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     run = tmp_path_factory.mktemp("fast") / "run"
-    main = runpy.run_path(os.path.join(REPO, "tools", "train.py"))["main"]
-    assert main(["-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "-o", *TINY, *SMALL,
+    assert tool("train", *["-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "-o", *TINY, *SMALL,
                  "train.steps=8"]) == 0
     return str(run / "checkpoints" / "step_0000008")
 
@@ -46,8 +41,8 @@ def test_fast_and_reference_paths_give_the_same_features_and_scores(ckpt):
     import paddle
 
     from paddle_gan import ops
-    from paddle_gan.checkpoint import open_generator
-    from paddle_gan.fast import for_inference
+    from paddle_gan.gan.kernels import for_inference
+    from paddle_gan.inference import open_generator
     from paddle_gan.metrics import Evaluator, make_extractor
     from paddle_gan.metrics.scores import knn_scores
 

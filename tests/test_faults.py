@@ -4,7 +4,6 @@ divergence, incompatible resume, a second writer, bad input, a full disk)."""
 import gzip
 import os
 import random
-import runpy
 import shutil
 import signal
 import subprocess
@@ -12,13 +11,23 @@ import sys
 import time
 
 import pytest
+from conftest import (
+    tool,
+    CONFIGS,
+    REPO,
+    TINY,
+    assert_same_state,
+    quick,
+    read_jsonl,
+    run_train,
+    train_cmd,
+)
 
-from conftest import CONFIGS, REPO, TINY, assert_same_state, quick, read_jsonl, run_train, train_cmd
-from paddle_gan.errors import CheckpointError
-from paddle_gan.history import list_checkpoints
-from paddle_gan.state_file import read_state
 from paddle_gan.data import BUNDLED_DIR
-from paddle_gan.logger import read_metrics
+from paddle_gan.errors import CheckpointError
+from paddle_gan.run.checkpoint_history import list_checkpoints
+from paddle_gan.run.run_log import read_metrics
+from paddle_gan.run.state_json import read_state
 
 FAULT_TRAIN = os.path.join(REPO, "tests", "fault_train.py")
 CKPT_FILES = {"G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt", "fixed_noise.npy", "state.json"}
@@ -107,7 +116,7 @@ def test_kill9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_leftovers_of_a_killed_save_are_tidied_and_a_swapped_out_checkpoint_is_put_back(tmp_path):
-    from paddle_gan.history import clean_temporary
+    from paddle_gan.run.checkpoint_history import clean_temporary
 
     run = tmp_path / "run"
     quick(run, "train.steps=8")
@@ -160,7 +169,7 @@ def test_damaged_checkpoint_named_is_refused_latest_is_skipped(tmp_path, eight_s
     with pytest.raises(CheckpointError) as e:
         read_state(str(bad))
     assert str(bad / name) in str(e.value) and message in str(e.value) and "\n" not in str(e.value)
-    assert train_main("--resume", str(bad)) == 2
+    assert tool("train", "--resume", str(bad)) == 2
     assert error_lines(capsys.readouterr().err) == [f"error: {e.value}"]
     # --resume alone: skips it, saying so, and continues from step 4
     p = run_train(*quick_args(run, "train.steps=10"), "--resume")
@@ -189,7 +198,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 # ---- 6. one writer per run folder ----------------------------------------------------------------------
 
 def test_run_lock_is_exclusive_and_released(tmp_path):
-    from paddle_gan.runlock import RunLock, RunLockedError
+    from paddle_gan.run.lock import RunLock, RunLockedError
 
     with RunLock(str(tmp_path)):
         with pytest.raises(RunLockedError, match=rf"in use by another tools/train.py \(pid {os.getpid()} on "):
@@ -221,10 +230,6 @@ def test_second_writer_is_refused_and_a_killed_writers_lock_is_stale(tmp_path):
 
 
 # ---- 7. bad input data and bad config values: one line, exit 2, nothing written -----------------------
-
-def train_main(*argv):
-    return runpy.run_path(os.path.join(REPO, "tools", "train.py"))["main"](list(argv))
-
 
 def _idx_folder(root, images: bytes):
     root.mkdir()
@@ -283,7 +288,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys,
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no MNIST in a Paddle cache
     extra, expected = _bad_input(kind, tmp_path)
     out = tmp_path / "run"
-    code = train_main("-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(out),
+    code = tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(out),
                       "-o", *TINY, "data.split=test", *extra)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -297,7 +302,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys,
     (["--output", "{tmp}/empty-run", "--resume"], "a new run needs a config file"),
 ])
 def test_bad_command_line_is_one_line(tmp_path, capsys, argv, expected):
-    code = train_main(*[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    code = tool("train", *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
     assert code == 2 and len(error_lines(err)) == 1 and expected in err and "Traceback" not in err
 

@@ -5,7 +5,6 @@ import fcntl
 import json
 import os
 import pty
-import runpy
 import select
 import shlex
 import signal
@@ -16,14 +15,7 @@ import termios
 import time
 
 import cv2
-
-from conftest import CONFIGS, REPO, TINY, read_jsonl, train_cmd
-
-SMALL = ["model.g_channels=8", "model.d_channels=8"]
-
-
-def tool(name, *argv):
-    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
+from conftest import CONFIGS, REPO, SMALL, TINY, read_jsonl, tool, train_cmd
 
 
 def test_no_arguments_trains_the_quickstart_and_a_second_call_says_what_to_do(tmp_path, monkeypatch, capsys):

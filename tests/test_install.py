@@ -10,10 +10,7 @@ import sys
 
 import pytest
 import setuptools
-
-from conftest import CONFIGS, REPO, TINY
-
-SMALL = ["model.g_channels=8", "model.d_channels=8"]
+from conftest import REPO, tool, train
 
 
 def setup_kwargs():
@@ -61,19 +58,10 @@ def test_a_plain_install_never_pulls_paddle(index, tmp_path):
     assert not {n for n in names if n.startswith("paddlepaddle")}, names
 
 
-def tool(name, *argv):
-    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
-
-
-def train(run, *extra):
-    return tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "-o", *TINY, *SMALL,
-                *extra)
-
-
 @pytest.mark.parametrize("choice, expected", [
     ("gpu", "train.device: gpu asked for, but this is a Paddle"),
     ("gpu:1", "train.device: gpu:1 asked for, but this is a Paddle"),
-    ("tpu", "train.device: must be auto, cpu, gpu or gpu:N, got 'tpu'"),
+    ("tpu", "train.device: must be one of auto, cpu, gpu, gpu:N, got 'tpu'"),
 ])
 def test_asking_for_a_gpu_that_is_not_there_is_one_line_before_anything_is_written(tmp_path, capsys, choice,
                                                                                    expected):

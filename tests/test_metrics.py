@@ -4,9 +4,17 @@ import os
 import numpy as np
 import pytest
 
+from conftest import tool
 from paddle_gan.data import BUNDLED_DIR, DataError, load_idx_dataset
-from paddle_gan.metrics import (density_coverage, feature_stats, fid_from_features, frechet_distance,
-                                inception_score, kid, precision_recall)
+from paddle_gan.metrics import (
+    density_coverage,
+    feature_stats,
+    fid_from_features,
+    frechet_distance,
+    inception_score,
+    kid,
+    precision_recall,
+)
 
 
 def _sqrtm_denman_beavers(a, iters=100):
@@ -156,7 +164,12 @@ def test_real_test_split_scores_better_than_noise(tmp_path, monkeypatch):
 def test_inception_shapes_and_pytorch_fid_key_layout(tmp_path):
     import paddle
 
-    from paddle_gan.metrics.inception import FIDInceptionV3, InceptionExtractor, convert_state_dict, load_inception
+    from paddle_gan.metrics.inception import (
+        FIDInceptionV3,
+        InceptionExtractor,
+        convert_state_dict,
+        load_inception,
+    )
 
     paddle.seed(0)
     model = FIDInceptionV3()
@@ -207,10 +220,9 @@ def test_inception_weights_offline_is_one_clear_line(monkeypatch):
 def test_train_evaluator_tool_trains_records_and_loads(tmp_path, capsys):
     """tools/train_evaluator.py on a folder holding the bundled split as both train and test files."""
     import json
-    import runpy
     import shutil
 
-    from conftest import REPO
+
     from paddle_gan.metrics.lenet import LeNetExtractor
 
     root = tmp_path / "fm"
@@ -219,8 +231,7 @@ def test_train_evaluator_tool_trains_records_and_loads(tmp_path, capsys):
         for prefix in ("train", "t10k"):
             shutil.copy(os.path.join(BUNDLED_DIR, f"t10k-{kind}-ubyte.gz"), root / f"{prefix}-{kind}-ubyte.gz")
     out = tmp_path / "lenet_fashion_mnist.pdparams"
-    main = runpy.run_path(os.path.join(REPO, "tools", "train_evaluator.py"))["main"]
-    assert main(["--data", "fashion_mnist", "--root", str(root), "--epochs", "1", "--limit", "2000",
+    assert tool("train_evaluator", *["--data", "fashion_mnist", "--root", str(root), "--epochs", "1", "--limit", "2000",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     info = json.loads((tmp_path / "lenet_fashion_mnist.json").read_text())

@@ -7,13 +7,12 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import pytest
-
 from conftest import CONFIGS, quick, read_jsonl, run_train
 
 from paddle_gan import ops
 from paddle_gan.config import ConfigError, load_config
-from paddle_gan.models import CONVOLUTIONAL, build_models
-from paddle_gan.fast import use_onednn_convs
+from paddle_gan.gan.kernels import use_onednn_convs
+from paddle_gan.gan.models import build_models
 
 # (layer, input shape): each kind of convolution in configs/*.yaml, with and without bias
 LAYERS = [
@@ -79,7 +78,7 @@ def test_the_configs_models_switch_every_convolution_and_keep_their_keys(config)
     G, D = build_models(cfg.model)
     keys = (list(G.state_dict()), list(D.state_dict()))
     convs = [m for net in (G, D) for m in net.sublayers() if isinstance(m, (nn.Conv2D, nn.Conv2DTranspose))]
-    assert bool(convs) == (cfg.model.name in CONVOLUTIONAL)  # the trainer skips the operator for the others
+    assert bool(convs) == ops.has_eligible(G, D) == (cfg.model.name != "mlp")  # the trainer skips the operator without any
     switched = ops.use_onednn(G) + ops.use_onednn(D)
     assert (list(G.state_dict()), list(D.state_dict())) == keys
     assert switched == len(convs) == len([m for net in (G, D) for m in net.sublayers()

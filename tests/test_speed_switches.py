@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import assert_same_state, load_state, quick
 
-from paddle_gan.step import FLOAT32, MixedPrecision, make_precision
+from paddle_gan.gan.precision import FLOAT32, MixedPrecision, make_precision
 
 
 def test_to_static_and_amp_runs_equal_the_float32_dygraph_run(tmp_path):

@@ -1,14 +1,16 @@
 """The package's shape, which the README's Layout section promises: one job per module (no module
-over 300 lines), no import cycles, the run-folder names spelled only in layout.py; and a resume
-that reads each checkpoint file once."""
+over 300 lines), no import cycles, the run-folder names spelled only in run/layout.py, no variant
+name compared outside the module that defines it, each choice list equal to the table that
+implements it; and a resume that reads each checkpoint file once."""
 import ast
 import builtins
 import os
 import re
-import runpy
 import shutil
 
-from conftest import CONFIGS, REPO, TINY, quick
+import numpy as np
+
+from conftest import tool, CONFIGS, REPO, TINY, quick
 
 PACKAGE = os.path.join(REPO, "paddle_gan")
 
@@ -75,9 +77,51 @@ def test_no_import_cycles():
 def test_run_folder_names_are_spelled_only_in_layout():
     pattern = re.compile(r'"checkpoints"|"samples"|metrics.jsonl|"vdl"|train\.lock"|"config\.yaml"')
     spelled = [f"{os.path.relpath(p, REPO)}:{i}" for p in _sources("paddle_gan", "tools")
-               if not p.endswith(os.path.join("paddle_gan", "layout.py"))
+               if not p.endswith(os.path.join("paddle_gan", "run", "layout.py"))
                for i, line in enumerate(open(p), 1) if pattern.search(line)]
     assert spelled == []
+
+
+# a variant's name in quotes, as code would compare it: only its definition may spell it
+VARIANTS = {"wgan_gp": "gan/losses.py", "nonsaturating": "gan/losses.py", "hinge": "gan/losses.py",
+            "lsgan": "gan/losses.py", "acgan": "gan/models/heads.py", "projection": "gan/models/heads.py",
+            "dcgan_dense": "config/models.py", "mlp": "config/models.py"}
+
+
+def test_no_variant_name_is_compared_outside_its_definition():
+    found = []
+    for p in _sources("paddle_gan", "tools"):
+        rel = os.path.relpath(p, PACKAGE)
+        for i, line in enumerate(open(p), 1):
+            code = line.split("#")[0]
+            for name, home in VARIANTS.items():
+                if re.search(rf"""==\s*["']{name}["']|["']{name}["']\s*(==|!=)|in \(["']{name}["']""", code) \
+                        and rel != home:
+                    found.append(f"{rel}:{i}: {name}")
+    assert found == []
+
+
+def test_each_choice_list_is_the_table_that_implements_it():
+    from paddle_gan import config, data, metrics
+    from paddle_gan.gan import precision
+    from paddle_gan.gan.losses import LOSSES
+    from paddle_gan.gan.models import NETWORKS, layers
+    from paddle_gan.gan.models.heads import HEADS
+
+    assert list(config.DATASET_NAMES) == list(data.LOADERS)
+    assert list(config.D_CONDS) == list(HEADS)
+    assert list(config.INITS) == list(layers.INITS)
+    assert list(config.AMP) == list(precision.PRECISIONS)
+    assert list(config.EXTRACTORS) == ["auto", *metrics.EXTRACTOR_MAKERS]
+    rng = np.random.default_rng(0)
+    scored = metrics.scores_from_features(rng.normal(size=(40, 4)), rng.normal(size=(40, 4)),
+                                          rng.dirichlet(np.ones(3), 40), "x", kid_subsets=2, kid_subset_size=10)
+    assert {f"{m}_x" for m in config.EVAL_METRICS} <= set(scored)  # train.eval_metric can pick each
+    assert list(config.MODELS) == list(NETWORKS)
+    for name, module in NETWORKS.items():  # each registered model has its file with both builders
+        assert module.__name__.endswith(f".{name}") and callable(module.generator) and callable(module.discriminator)
+    assert set(config.LABELLED) <= set(data.LOADERS)
+    assert "nonsaturating" in LOSSES
 
 
 def test_resume_reads_each_checkpoint_file_once(tmp_path, monkeypatch):
@@ -92,8 +136,7 @@ def test_resume_reads_each_checkpoint_file_once(tmp_path, monkeypatch):
         return real_open(file, mode, *a, **k)
 
     monkeypatch.setattr(builtins, "open", counting_open)
-    main = runpy.run_path(os.path.join(REPO, "tools", "train.py"))["main"]
-    assert main(["-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "--resume",
+    assert tool("train", *["-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "--resume",
                  "-o", *TINY, "train.steps=6"]) == 0
     assert sorted(reads) == sorted(os.listdir(run / "checkpoints" / "step_0000004")), reads
     shutil.rmtree(run)

@@ -7,8 +7,16 @@ import time
 
 import numpy as np
 import pytest
-
-from conftest import CONFIGS, REPO, TINY, assert_same_state, quick, read_jsonl, run_train, train_cmd
+from conftest import (
+    CONFIGS,
+    REPO,
+    TINY,
+    assert_same_state,
+    quick,
+    read_jsonl,
+    run_train,
+    train_cmd,
+)
 
 CKPT_FILES = {"G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt", "fixed_noise.npy", "state.json"}
 
@@ -52,14 +60,15 @@ def test_sample_grid_once_per_epoch(tmp_path):
 def test_generator_rebuilt_from_checkpoint_folder_alone(tmp_path):
     import paddle
 
-    from paddle_gan.checkpoint import load_generator
+    from paddle_gan.inference import open_generator
 
     run = tmp_path / "run"
     quick(run, "train.steps=4")
     alone = tmp_path / "elsewhere" / "ckpt"
     shutil.copytree(run / "checkpoints" / "step_0000004", alone)
     shutil.rmtree(run)  # no config.yaml, no run folder: only the checkpoint
-    G, cfg = load_generator(str(alone))
+    gen = open_generator(str(alone))
+    G, cfg = gen.G, gen.cfg
     assert cfg.model.name == "dcgan" and cfg.model.img_size == 32
     z = paddle.to_tensor(np.load(alone / "fixed_noise.npy")[:5])
     with paddle.no_grad():

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import pickle
-import runpy
 import shutil
 import struct
 import subprocess
@@ -16,24 +15,11 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from conftest import CONFIGS, REPO, TINY, read_jsonl, tool, train, train_cmd
 
-from conftest import CONFIGS, REPO, TINY, read_jsonl, train_cmd
 from paddle_gan import safepickle
 from paddle_gan.errors import CheckpointError
-from paddle_gan.history import list_checkpoints
-
-SMALL = ["model.g_channels=8", "model.d_channels=8"]
-
-
-def tool(name, *argv):
-    return runpy.run_path(os.path.join(REPO, "tools", f"{name}.py"))["main"](list(argv))
-
-
-def train(run, *extra, check=True):
-    code = tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "-o", *TINY, *SMALL,
-                *extra)
-    assert code == 0 or not check, code
-    return code
+from paddle_gan.run.checkpoint_history import list_checkpoints
 
 
 def errors(capsys):
@@ -43,7 +29,7 @@ def errors(capsys):
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("base") / "run"
-    train(run, "train.steps=8", "train.keep_checkpoints=0")
+    train(run, "train.steps=8", "train.keep_checkpoints=0", check=True)
     return run
 
 
@@ -160,7 +146,7 @@ def test_a_lying_state_json_is_a_damaged_checkpoint(run, capsys, kind):
     err = errors(capsys)
     assert len(err) == 1 and message in err[0] and str(ckpt / "state.json") in err[0], err
     with pytest.raises(CheckpointError):
-        from paddle_gan.state_file import read_state
+        from paddle_gan.run.state_json import read_state
 
         read_state(str(ckpt), verify=False)
     assert train(run, "train.steps=10", "train.keep_checkpoints=0", "--resume") == 0
@@ -171,7 +157,7 @@ def test_a_lying_state_json_is_a_damaged_checkpoint(run, capsys, kind):
 # ---- 3. resuming from an older checkpoint branches the run -----------------------------------------
 
 def test_resuming_an_older_checkpoint_moves_the_later_history_aside(run, capsys):
-    train(run, "train.steps=12", "train.keep_checkpoints=2", "--resume")
+    train(run, "train.steps=12", "train.keep_checkpoints=2", "--resume", check=True)
     steps_before = [s for s, _ in list_checkpoints(str(run))]
     assert steps_before == [8, 12]  # rotation kept the newest two
     start = 8
@@ -199,8 +185,8 @@ def test_resuming_an_older_checkpoint_moves_the_later_history_aside(run, capsys)
 
 def test_resuming_from_best_branches_at_best(tmp_path, capsys):
     run = tmp_path / "run"
-    train(run, "train.steps=12", "train.keep_checkpoints=0", "train.eval_every=4", "train.eval_samples=50")
-    from paddle_gan.state_file import read_state
+    train(run, "train.steps=12", "train.keep_checkpoints=0", "train.eval_every=4", "train.eval_samples=50", check=True)
+    from paddle_gan.run.state_json import read_state
 
     best = read_state(str(run / "checkpoints" / "best"))["step"]
     capsys.readouterr()

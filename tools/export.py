@@ -28,10 +28,9 @@ def main(argv=None) -> int:
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
-    from paddle_gan.checkpoint import open_generator
     from paddle_gan import device
     from paddle_gan.errors import run_tool
-    from paddle_gan.inference import export_generator
+    from paddle_gan.inference import export_generator, open_generator
 
     def body() -> int:
         device.use(args.device, key="--device")

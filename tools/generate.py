@@ -15,8 +15,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -39,24 +37,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.num < 1 or args.interpolate < 0 or args.steps < 2:
         p.error("--num must be >= 1, --interpolate >= 0, --steps >= 2")
-    from paddle_gan import device, layout, progress
-    from paddle_gan.checkpoint import open_generator
-    from paddle_gan.conditional import balanced_labels, class_grid, grid_labels
+    from paddle_gan import device, progress
     from paddle_gan.errors import DataError, run_tool
-    from paddle_gan.fast import for_inference
-    from paddle_gan.inference import class_index, generate, interpolation_z, sample_noise
-    from paddle_gan.plots import write_progress_gif
-    from paddle_gan.utils import atomic_write_bytes, encode_png, make_grid
+    from paddle_gan.files import atomic_write_bytes
+    from paddle_gan.gan.kernels import for_inference
+    from paddle_gan.gan.labels import plan_for
+    from paddle_gan.images import encode_png, make_grid
+    from paddle_gan.inference import (class_index, generate, interpolation_z, open_generator, sample_grid,
+                                      sample_noise)
+    from paddle_gan.run import layout
+    from paddle_gan.run.plots import write_progress_gif
 
     def body() -> int:
         device.use(args.device, key="--device")
         gen = open_generator(args.checkpoint, raw=args.raw)
-        G, cfg, C = for_inference(gen.G, gen.cfg.train.conv), gen.cfg, gen.cfg.model.num_classes
+        G, cfg = for_inference(gen.G, gen.cfg.train.conv), gen.cfg
         cls = class_index(args.cls, gen.classes) if args.cls is not None else None
-
-        def labels(n: int):  # the class of each of n images (None: unconditional)
-            return None if not C else np.full(n, cls, np.int64) if cls is not None else balanced_labels(C, n)
-
+        plan = plan_for(cfg.model, cls)  # which labels: none, every class in turn, or one class
         os.makedirs(args.out, exist_ok=True)
         written = []
         if args.gif:
@@ -68,25 +65,20 @@ def main(argv=None) -> int:
         elif args.interpolate:
             z = interpolation_z(args.seed, args.interpolate, args.steps, cfg.model.z_dim)
             for i, strip in enumerate(z):  # a conditional strip keeps one class: --class, else class i
-                y = None if not C else np.full(len(strip), cls if cls is not None else i % C, np.int64)
                 written.append(os.path.join(args.out, f"interp_{i:03d}.png"))
-                atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip, y), nrow=args.steps)))
-        elif args.grid and C and cls is None:  # one row per class, the same z down each column
-            z = class_grid(C, args.num, sample_noise(args.seed, args.num, cfg.model.z_dim))
+                atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, strip, plan.strip_labels(i, len(strip))),
+                                                                     nrow=args.steps)))
+        elif args.grid:  # conditional: one row per class, the same z down each column
             written.append(os.path.join(args.out, "grid.png"))
-            atomic_write_bytes(written[-1], encode_png(make_grid(generate(G, z, grid_labels(C, len(z))),
-                                                                 nrow=len(z) // C)))
+            grid = sample_grid(G, sample_noise(args.seed, args.num, cfg.model.z_dim), plan)
+            atomic_write_bytes(written[-1], encode_png(grid))
         else:
             with progress.bar(args.num, "generating", "img") as bar:
-                images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim), labels(args.num),
+                images = generate(G, sample_noise(args.seed, args.num, cfg.model.z_dim), plan.balanced(args.num),
                                   on_batch=bar.update)
-            if args.grid:
-                written.append(os.path.join(args.out, "grid.png"))
-                atomic_write_bytes(written[-1], encode_png(make_grid(images)))
-            else:
-                for i, img in enumerate(images):
-                    written.append(os.path.join(args.out, f"{i:06d}.png"))
-                    atomic_write_bytes(written[-1], encode_png(make_grid(img[None], pad=0)))
+            for i, img in enumerate(images):
+                written.append(os.path.join(args.out, f"{i:06d}.png"))
+                atomic_write_bytes(written[-1], encode_png(make_grid(img[None], pad=0)))
         print(f"wrote {len(written)} file(s) to {args.out}" + (f": {written[0]}" if len(written) == 1 else ""))
         return 0
 

@@ -11,7 +11,9 @@ import yaml
 
 from ..errors import ConfigError
 from .checks import validate
-from .schema import Config
+from .choices import cut, echo
+from .models import MODELS, keys_of, owners
+from .schema import COMMON_MODEL_KEYS, Config, ModelConfig
 
 
 def _type_name(tp) -> str:
@@ -24,81 +26,128 @@ def _coerce(key: str, value, tp):
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {echo(value)}")
         return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {echo(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        raise ConfigError(f"{key}: expected an integer, got {echo(value)}")
     if tp is float:
         # PyYAML reads `2e-4` (no dot) as a string; accept any string that is a finite number.
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+                raise ConfigError(f"{key}: expected a number, got {echo(value)}") from None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        raise ConfigError(f"{key}: expected a finite number, got {echo(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+        raise ConfigError(f"{key}: expected a string, got {echo(value)}")
     raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this file, not user input
 
 
-def _section_types(cfg: Config) -> dict[str, dict[str, object]]:
-    return {
-        f.name: typing.get_type_hints(type(getattr(cfg, f.name))) for f in dataclasses.fields(cfg)
-    }
+def _target(cfg: Config, key: str):
+    """(the object that holds `key`, the field name, its type); ConfigError for an unknown key. A model
+    key belongs to the common section (ModelConfig) or to the chosen model's own keys (models.py)."""
+    sections = [f.name for f in dataclasses.fields(cfg)]
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in sections:
+        raise ConfigError(f"{cut(key)}: unknown key (sections: {', '.join(sections)})")
+    section, name = parts
+    holder = getattr(cfg, section)
+    if section == "model" and name not in COMMON_MODEL_KEYS:
+        model = cfg.model.name
+        if name not in keys_of(model):
+            others = [m for m in owners(name) if m != model]
+            if others:
+                raise ConfigError(f"{key}: a key of {', '.join(others)}, not of {model} ({model}'s own keys: "
+                                  f"{', '.join(keys_of(model))})")
+            raise ConfigError(f"{cut(key)}: unknown key (known in model: "
+                              f"{', '.join(COMMON_MODEL_KEYS + tuple(keys_of(model)))})")
+        holder = cfg.model.arch
+    elif name not in [f.name for f in dataclasses.fields(holder)] or (section == "model" and name == "arch"):
+        known = [f.name for f in dataclasses.fields(holder) if f.name != "arch"]
+        if section == "model":
+            known += keys_of(cfg.model.name)
+        raise ConfigError(f"{cut(key)}: unknown key (known in {section}: {', '.join(known)})")
+    return holder, name, typing.get_type_hints(type(holder))[name]
 
 
 def _set(cfg: Config, key: str, value, raw: bool = False) -> None:
-    types = _section_types(cfg)
-    parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in types:
-        raise ConfigError(f"{key}: unknown key (sections: {', '.join(types)})")
-    section, name = parts
-    if name not in types[section]:
-        known = ", ".join(types[section])
-        raise ConfigError(f"{key}: unknown key (known in {section}: {known})")
-    tp = types[section][name]
+    holder, name, tp = _target(cfg, key)
     if raw and tp is not str:  # an -o value: parse it as YAML, except for plain strings
         try:
             value = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise ConfigError(f"{key}: cannot parse value {value!r}") from None
-    setattr(getattr(cfg, section), name, _coerce(key, value, tp))
+            raise ConfigError(f"{key}: cannot parse value {echo(value)}") from None
+    value = _coerce(key, value, tp)
+    if key == "model.name":
+        if value not in MODELS:
+            raise ConfigError(f"model.name: unknown model {echo(value)} (choose from {', '.join(MODELS)})")
+        if value != cfg.model.name:  # the new model's own keys, at its defaults (and its common defaults)
+            cfg.model.arch = MODELS[value]()
+            for k, v in MODELS[value].COMMON_DEFAULTS.items():
+                setattr(cfg.model, k, v)
+    setattr(holder, name, value)
+
+
+def _apply(cfg: Config, items: list[tuple[str, object, bool]]) -> Config:
+    """Set (key, value, raw) items in order, but model.name (its last setting) first: which keys the
+    model section has depends on it, and a key of another model must be an error, not lost."""
+    names = [item for item in items if item[0] == "model.name"]
+    for key, value, raw in names[-1:] + [item for item in items if item[0] != "model.name"]:
+        _set(cfg, key, value, raw)
+    return cfg
+
+
+def _override_items(overrides: list[str]) -> list[tuple[str, object, bool]]:
+    items = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {echo(item)}: expected section.key=value")
+        key, value = item.split("=", 1)
+        items.append((key.strip(), value, True))
+    return items
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected section.key=value")
-        key, value = item.split("=", 1)
-        _set(cfg, key.strip(), value, raw=True)
-    return cfg
+    return _apply(cfg, _override_items(overrides))
 
 
-def from_dict(data: dict, where: str = "config") -> Config:
-    cfg = Config()
+def _dict_items(data, where: str, lenient_model_keys: bool = False) -> list[tuple[str, object, bool]]:
+    """The (key, value) items of a parsed YAML config. lenient_model_keys: leave out the keys of other
+    models (a checkpoint written before each model had its own keys lists every model's keys)."""
     if data is None:
-        return cfg
+        return []
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of sections, got {type(data).__name__}")
-    sections = [f.name for f in dataclasses.fields(cfg)]
+    sections = [f.name for f in dataclasses.fields(Config)]
+    items = []
     for section, values in data.items():
         if section not in sections:
-            raise ConfigError(f"{section}: unknown section (sections: {', '.join(sections)})")
+            raise ConfigError(f"{cut(str(section))}: unknown section "
+                              f"(sections: {', '.join(sections)})")
         if not isinstance(values, dict):
-            raise ConfigError(f"{section}: expected a mapping of keys, got {values!r}")
+            raise ConfigError(f"{section}: expected a mapping of keys, got {echo(values)}")
         for name, value in values.items():
-            _set(cfg, f"{section}.{name}", value)
-    return cfg
+            items.append((f"{section}.{name}", value, False))
+    if lenient_model_keys:
+        name = (data.get("model") or {}).get("name", ModelConfig.name)
+        mine = set(COMMON_MODEL_KEYS) | (set(keys_of(name)) if name in MODELS else set())
+        items = [it for it in items if not (it[0].startswith("model.") and it[0][6:] not in mine
+                                            and any(m != name for m in owners(it[0][6:])))]
+    return items
+
+
+def from_dict(data: dict, where: str = "config", lenient_model_keys: bool = False) -> Config:
+    return _apply(Config(), _dict_items(data, where, lenient_model_keys))
 
 
 def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
@@ -128,7 +177,6 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
         if data is None:
             raise ConfigError(f"{path}: empty; a config holds at least one of the sections data, model, train, "
                               f"opt_G, opt_D (an empty file would train every default for 10000 steps)")
-    cfg = from_dict(data, where=str(path))
-    apply_overrides(cfg, list(overrides))
+    cfg = _apply(Config(), _dict_items(data, str(path)) + _override_items(list(overrides)))
     validate(cfg)
     return cfg

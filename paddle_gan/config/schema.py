@@ -1,25 +1,13 @@
 """Every key a run can use, as typed dataclass fields with their defaults; the comment beside each
-key is its documentation. Also the choice lists of the keys that have one, written once."""
+key is its documentation. The model section is the keys every model has (ModelConfig) and the keys of
+the model chosen by model.name (ModelConfig.arch, one dataclass per model in models.py); in a file
+and in -o overrides they are one flat section: model.g_channels, not model.arch.g_channels."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..models import MODELS
-
-# The choices of each config key that has a fixed list, written once and imported where needed.
-MODEL_NAMES = tuple(MODELS)  # model.name
-DATASET_NAMES = ("mnist", "fashion_mnist", "image_folder", "cifar10")  # data.name
-SPLITS = ("train", "test")  # data.split
-EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage")  # train.eval_metric
-EXTRACTORS = ("auto", "lenet", "inception")  # train.eval_extractor, tools/eval.py --extractor
-CONVS = ("auto", "onednn", "paddle")  # train.conv
-AMP = ("", "float16", "bfloat16")  # train.amp
-INITS = ("dcgan", "paddle")  # model.init
-LOSSES = ("nonsaturating", "hinge", "wgan_gp", "lsgan")  # train.loss (losses.LOSSES has their functions)
-D_NORMS = ("auto", "batch", "none")  # model.d_norm
-D_CONDS = ("projection", "acgan")  # model.d_cond
-LABELLED = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}  # datasets with class labels, and how many
+from .models import MODELS, ModelKeys
 
 
 @dataclass
@@ -35,20 +23,23 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "dcgan"  # dcgan (ConvT k4 from 1x1) | dcgan_dense (Dense -> 4x4, ConvT k5) | mlp
+    name: str = "dcgan"  # which model (config/models.py; its networks: gan/models/<name>.py)
     z_dim: int = 100  # latent size; z ~ N(0, I)
-    img_size: int = 32  # output height = width (conv models: 4 * 2^k; mlp: any)
+    img_size: int = 32  # output height = width (what a model can build: its checks say)
     channels: int = 1  # 1 = grey, 3 = RGB
-    g_channels: int = 64  # conv G: width of the last hidden layer; doubles towards z
-    d_channels: int = 64  # conv D: width of the first layer; doubles with depth
-    g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])  # mlp G hidden sizes
-    d_hidden: list[int] = field(default_factory=lambda: [512, 256])  # mlp D hidden sizes
-    dropout: float = 0.0  # D: dropout after each hidden LeakyReLU (dcgan_dense setup: 0.3)
     init: str = "dcgan"  # dcgan: weights N(0, 0.02), BN weight N(1, 0.02), biases 0 | paddle: framework default
-    d_norm: str = "auto"  # dcgan D between its convolutions: batch (DCGAN) | none | auto = batch, or none under spectral_norm
     spectral_norm: bool = False  # spectral normalisation of every weight layer of D (Miyato 2018)
-    num_classes: int = 0  # class-conditional G and D (0 = unconditional): G joins a label embedding to z (cGAN)
+    num_classes: int = 0  # class-conditional G and D (0 = unconditional); how G takes the label is the model's choice
     d_cond: str = "projection"  # how a conditional D uses the label: projection (Miyato & Koyama 2018) | acgan (a class head, Odena 2017)
+    arch: ModelKeys = field(default_factory=MODELS["dcgan"])  # the keys of model.name (config/models.py), flat in files
+
+    def to_dict(self) -> dict:
+        """The flat section as files write it: the common keys, then the model's own."""
+        common = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "arch"}
+        return {**common, **dataclasses.asdict(self.arch)}
+
+
+COMMON_MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name != "arch")
 
 
 @dataclass
@@ -78,7 +69,7 @@ class TrainConfig:
     device: str = "auto"  # auto (GPU 0 when Paddle is a CUDA build and sees a GPU, else the CPU) | cpu | gpu | gpu:N
     conv: str = "auto"  # convolutions for CPU training: onednn (paddle_gan/ops, built on first use with g++; ~1.7x faster) | paddle (Paddle's own kernels, the reference) | auto = onednn where it builds, else paddle
     to_static: bool = False  # compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured about 2x slower than dygraph)
-    loss: str = "nonsaturating"  # nonsaturating (DCGAN's BCE) | hinge (SNGAN) | wgan_gp (critic + gradient penalty) | lsgan (least squares); formulas in losses.py
+    loss: str = "nonsaturating"  # nonsaturating (DCGAN's BCE) | hinge (SNGAN) | wgan_gp (critic + gradient penalty) | lsgan (least squares); formulas in gan/losses.py
     gp_lambda: float = 10.0  # wgan_gp: weight of the gradient penalty on interpolates (Gulrajani 2017: 10)
     r1_gamma: float = 0.0  # R1 penalty gamma/2 |grad D(x)|^2 on real images, with any loss (0 = off; Mescheder 2018)
     n_critic: int = 1  # D updates per G update, each on its own real batch (WGAN-GP: 5)
@@ -94,4 +85,5 @@ class Config:
     opt_D: OptimConfig = field(default_factory=OptimConfig)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {f.name: (getattr(self, f.name).to_dict() if f.name == "model" else
+                         dataclasses.asdict(getattr(self, f.name))) for f in dataclasses.fields(self)}

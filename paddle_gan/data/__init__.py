@@ -21,8 +21,29 @@ from .image_folder import load_image_folder
 from .stream import BatchStream
 
 __all__ = ["ArrayDataset", "BatchStream", "BUNDLED_DIR", "DEBIAN_FASHION_DIR", "DataError", "IDX_SOURCES",
-           "build_dataset", "cache_dir", "download", "load_cifar10", "load_idx_dataset", "load_image_folder",
+           "LOADERS", "build_dataset", "cache_dir", "download", "load_cifar10", "load_idx_dataset", "load_image_folder",
            "locate", "paddle_data_home", "read_idx", "resize_square", "to_float"]
+
+
+def _idx(data, model) -> ArrayDataset:
+    return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+
+
+def _cifar10(data, model) -> ArrayDataset:
+    return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+
+
+def _image_folder(data, model) -> ArrayDataset:
+    ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
+                           classes=model.num_classes > 0, max_pixels=data.max_pixels)
+    if model.num_classes and len(ds.classes) != model.num_classes:
+        raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
+                        f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "
+                        f"but model.num_classes is {model.num_classes}")
+    return ds
+
+
+LOADERS = {"mnist": _idx, "fashion_mnist": _idx, "image_folder": _image_folder, "cifar10": _cifar10}  # data.name
 
 
 def build_dataset(data, model) -> ArrayDataset:
@@ -30,17 +51,6 @@ def build_dataset(data, model) -> ArrayDataset:
     classes as model.num_classes, for a conditional one)."""
     if data.root and os.path.isfile(data.root):  # would otherwise be passed over for the next place to look
         raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
-    if data.name in IDX_SOURCES:
-        return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels,
-                                data.download, data.limit)
-    if data.name == "cifar10":
-        return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
-    if data.name == "image_folder":
-        ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
-                               classes=model.num_classes > 0, max_pixels=data.max_pixels)
-        if model.num_classes and len(ds.classes) != model.num_classes:
-            raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
-                            f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "
-                            f"but model.num_classes is {model.num_classes}")
-        return ds
-    raise DataError(f"data.name: unknown dataset {data.name!r}")
+    if data.name not in LOADERS:
+        raise DataError(f"data.name: unknown dataset {data.name!r}")
+    return LOADERS[data.name](data, model)

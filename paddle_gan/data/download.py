@@ -7,7 +7,7 @@ import os
 import urllib.request
 
 from ..errors import DataError
-from ..utils import atomic_write_bytes
+from ..files import atomic_write_bytes
 from .arrays import log
 
 

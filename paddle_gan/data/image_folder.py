@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import progress
 from ..errors import DataError
-from ..utils import atomic_write
+from ..files import atomic_write
 from .arrays import ArrayDataset, cache_dir, log, resize_square
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")

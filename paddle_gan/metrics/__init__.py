@@ -20,11 +20,11 @@ import os
 import numpy as np
 
 from .. import progress, seeds
-from ..conditional import balanced_labels
 from ..config import EXTRACTORS
 from ..data import DataError, build_dataset, cache_dir, to_float
+from ..files import atomic_write
 from ..inference import generate
-from ..utils import atomic_write
+from ..gan.labels import plan_for
 from .scores import (class_accuracy, density_coverage, feature_stats, fid_from_features, frechet_distance,
                      inception_score, kid, knn_scores, kth_neighbour_radii, precision_recall)
 
@@ -36,23 +36,33 @@ LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, 
 K_PR, K_DC = 3, 5  # the k of the k-NN balls of precision/recall and of density/coverage
 
 
+def _lenet(dataset: str, inception_weights: str | None):
+    from .lenet import LeNetExtractor
+
+    return LeNetExtractor(dataset)
+
+
+def _inception(dataset: str, inception_weights: str | None):
+    from .inception import InceptionExtractor
+
+    return InceptionExtractor(inception_weights)
+
+
+EXTRACTOR_MAKERS = {"lenet": _lenet, "inception": _inception}  # train.eval_extractor (besides auto)
+
+
 def make_extractor(name: str, dataset: str, channels: int, inception_weights: str | None = None,
                    conv: str = "auto"):
     """'lenet' (MNIST-like greyscale data), 'inception' (RGB, or any data), or 'auto' (lenet where
-    one is trained for the dataset, else inception); its convolutions as fast.for_inference(conv)."""
-    from ..fast import for_inference
-    from .lenet import SHORT, LeNetExtractor
+    one is trained for the dataset, else inception); its convolutions as kernels.for_inference(conv)."""
+    from ..gan.kernels import for_inference
+    from .lenet import SHORT
 
     if name not in EXTRACTORS:
         raise DataError(f"extractor {name!r}: choose one of {', '.join(EXTRACTORS)}")
     if name == "auto":
         name = "lenet" if dataset in SHORT and channels == 1 else "inception"
-    if name == "lenet":
-        ex = LeNetExtractor(dataset)
-    else:
-        from .inception import InceptionExtractor
-
-        ex = InceptionExtractor(inception_weights)
+    ex = EXTRACTOR_MAKERS[name](dataset, inception_weights)
     for_inference(ex.model, conv)
     return ex
 
@@ -129,19 +139,15 @@ class Evaluator:
         self.data_cfg = data_cfg or cfg.data
         self.extractor = extractor or make_extractor("auto", self.data_cfg.name, cfg.model.channels)
         m = cfg.model
-        self.labels = balanced_labels(m.num_classes, num) if m.num_classes else None
+        self.labels = plan_for(m).balanced(num)
         self.z = eval_noise(seed, num, m.z_dim)
         self.real = self.real_radii = None
 
-    def __call__(self, G, batch: int = 250) -> dict:
-        """The scores of G. Images are made and turned into features a batch at a time, so that the
-        N images are never all in memory at once (250 at a time: the LeNet ran 1.6x faster than at
-        500 on a 2-core CPU, whose caches hold its first activations of 250 images, not 500). With
-        labels (a conditional G) and an extractor whose classifier knows those classes (the LeNet of
-        the dataset), also the class accuracy: class_acc_<x> and class_acc_per_class_<x>."""
-        if self.real is None:
-            self.real, _ = real_features(self.extractor, self.data_cfg, self.cfg.model, self.num)
-            self.real_radii = kth_neighbour_radii(self.real, {K_PR, K_DC})
+    def fake_features(self, G, batch: int = 250):
+        """(features, class probabilities or None) of G's `num` images, made and turned into features a
+        batch at a time, so that the N images are never all in memory at once (250 at a time: the
+        LeNet ran 1.6x faster than at 500 on a 2-core CPU, whose caches hold its first activations of
+        250 images, not 500)."""
         feats, probs = [], []
         with progress.bar(self.num, "generating + features", "img") as bar:
             for i in range(0, self.num, batch):
@@ -150,10 +156,23 @@ class Evaluator:
                 feats.append(f)
                 probs.append(p)
                 bar.update(len(f))
-        probs = np.concatenate(probs) if probs[0] is not None else None
+        return np.concatenate(feats), (np.concatenate(probs) if probs[0] is not None else None)
+
+    def reference(self) -> np.ndarray:
+        """The real features (and their k-NN radii), read or computed at the first call."""
+        if self.real is None:
+            self.real, _ = real_features(self.extractor, self.data_cfg, self.cfg.model, self.num)
+            self.real_radii = kth_neighbour_radii(self.real, {K_PR, K_DC})
+        return self.real
+
+    def __call__(self, G, batch: int = 250) -> dict:
+        """The scores of G. With labels (a conditional G) and an extractor whose classifier knows
+        those classes (the LeNet of the dataset), also the class accuracy: class_acc_<x> and
+        class_acc_per_class_<x>."""
+        self.reference()
+        fake, probs = self.fake_features(G, batch)
         ex = self.extractor
-        scores = scores_from_features(self.real, np.concatenate(feats), probs, ex.name, seed=self.seed,
-                                      real_radii=self.real_radii)
+        scores = scores_from_features(self.real, fake, probs, ex.name, seed=self.seed, real_radii=self.real_radii)
         if self.labels is not None and getattr(ex, "dataset", None) == self.data_cfg.name:
             scores.update({f"{k}_{ex.name}": v for k, v in
                            class_accuracy(probs, self.labels, self.cfg.model.num_classes).items()})

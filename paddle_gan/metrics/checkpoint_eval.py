@@ -7,12 +7,13 @@ import json
 import os
 import time
 
-from .. import layout, seeds
-from ..checkpoint import open_generator
+from .. import seeds
 from ..config import DATASET_NAMES, SPLITS, Config
 from ..data import DataError, build_dataset, to_float
-from ..fast import for_inference
-from ..utils import atomic_write_text
+from ..gan.kernels import for_inference
+from ..inference import open_generator
+from ..files import atomic_write_text
+from ..run import layout
 from . import _subset, evaluate, evaluate_images, make_extractor
 
 

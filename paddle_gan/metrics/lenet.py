@@ -108,7 +108,7 @@ def train_lenet(dataset: str, root: str = "", epochs: int = 4, batch_size: int =
     on the test split, and save weights + a .json record (atomically) to `out` (default: the
     package's weights folder)."""
     from ..data import load_idx_dataset, to_float
-    from ..utils import atomic_write, atomic_write_text
+    from ..files import atomic_write, atomic_write_text
 
     train = load_idx_dataset(dataset, root, "train", 28, 1, limit=limit)
     test = load_idx_dataset(dataset, root, "test", 28, 1)

@@ -234,6 +234,11 @@ class OneDNNConv2DTranspose(nn.Conv2DTranspose):
         return _forward(self, x, transposed=True)
 
 
+def has_eligible(*models) -> bool:
+    """Whether any of the models has a convolution the operator can run (an MLP GAN has none)."""
+    return any(eligible(layer) for model in models for layer in model.sublayers(include_self=True))
+
+
 def use_onednn(model) -> int:
     """Switch the eligible convolutions of `model` (in place) to the oneDNN operator; returns how
     many. Builds the operator first, so an OpsError leaves the model untouched."""

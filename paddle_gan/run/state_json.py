@@ -16,8 +16,8 @@ import re
 import stat
 
 from . import layout
-from .config import ConfigError, from_dict, validate
-from .errors import CheckpointError
+from ..config import ConfigError, from_dict, validate
+from ..errors import CheckpointError
 
 FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
@@ -40,7 +40,7 @@ def required_files(cfg) -> list[str]:
 def checkpoint_config(meta: dict):
     """The Config a checkpoint was trained with, type- and value-checked like any config file."""
     try:
-        cfg = from_dict(meta["config"], where="checkpoint config")
+        cfg = from_dict(meta["config"], where="checkpoint config", lenient_model_keys=True)
         validate(cfg)
         return cfg
     except ConfigError as e:

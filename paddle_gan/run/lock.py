@@ -20,7 +20,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from . import layout
-from .errors import RunLockedError
+from ..errors import RunLockedError
 
 
 class RunLock:

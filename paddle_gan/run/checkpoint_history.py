@@ -17,8 +17,8 @@ import shutil
 import time
 
 from . import layout
-from .errors import CheckpointError
-from .state_file import read_state
+from ..errors import CheckpointError
+from .state_json import read_state
 
 
 def list_checkpoints(run_dir: str) -> list[tuple[int, str]]:

@@ -21,6 +21,14 @@ import paddle
 from paddle import nn
 
 
+def statistics_layers(G) -> list:
+    """The layers whose running statistics G_ema measures for itself: what G says (models/layers.py
+    Generator.statistics_layers), or every BatchNorm of a plain Layer."""
+    if hasattr(G, "statistics_layers"):
+        return G.statistics_layers()
+    return [m for m in G.sublayers() if isinstance(m, nn.layer.norm._BatchNormBase)]
+
+
 def decay_at(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
@@ -62,7 +70,7 @@ class EMA:
         """Set G_ema's BatchNorm running statistics to those of its own activations on z (and the
         labels, for a conditional G): the average over chunks of `chunk` samples, as PyTorch's
         momentum=None does. Deterministic for a given z, so a resumed run measures the same."""
-        norms = [m for m in self.G.sublayers() if isinstance(m, nn.layer.norm._BatchNormBase)]
+        norms = statistics_layers(self.G)
         if not norms:
             return
         saved = [m._momentum for m in norms]

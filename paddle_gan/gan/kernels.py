@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import paddle
 
-from . import ops
-from .config import ConfigError
-from .progress import say
+from .. import ops
+from ..errors import ConfigError
+from ..progress import say
 
 
 def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:

@@ -19,17 +19,17 @@ import time
 import numpy as np
 
 from . import layout
-from .history import move_aside
-from .progress import say
-from .utils import atomic_write_bytes, atomic_write_text, encode_png, read_png
+from ..files import atomic_write_bytes, atomic_write_text
+from ..images import encode_png, read_png
+from ..progress import say
+from .checkpoint_history import move_aside
 
 IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
-# metrics log key -> VisualDL tag. VisualDL sorts tag groups alphabetically (ignoring case) and opens
-# only the first, so the training curves are the group "GAN", which sorts before lr, perf and score;
-# any other numeric key is an evaluation score: score/<key> (score/G_ema/<key> for the EMA generator).
-TAGS = {"loss_D": "GAN/loss_D", "loss_G": "GAN/loss_G", "D_real": "GAN/D(x)", "D_fake": "GAN/D(G(z))",
-        "gp": "GAN/gp", "r1": "GAN/r1", "class_D": "GAN/class_D", "class_G": "GAN/class_G",
-        "lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
+# metrics log key -> VisualDL tag, for the keys the loop adds to a row; the step's own keys come with
+# their tags (RunLogger's `tags`: gan/objective.py TAGS, the group "GAN", which VisualDL sorts before
+# lr, perf and score and opens first). Any other numeric key is an evaluation score: score/<key>
+# (score/G_ema/<key> for the EMA generator).
+LOOP_TAGS = {"lr_G": "lr/G", "lr_D": "lr/D", "img_per_s": "perf/img_per_s"}
 NOT_PLOTTED = ("step", "time", "epoch")
 
 
@@ -63,9 +63,9 @@ def read_metrics(path: str) -> list[dict]:
     return split_metrics(path)[0]
 
 
-def tag_for(key: str, generator: str = "G") -> str:
+def tag_for(key: str, tags: dict, generator: str = "G") -> str:
     """The VisualDL tag of a metrics-log key; scores of the EMA generator say so (score/G_ema/...)."""
-    return TAGS.get(key, f"score/{key}" if generator == "G" else f"score/{generator}/{key}")
+    return tags.get(key, f"score/{key}" if generator == "G" else f"score/{generator}/{key}")
 
 
 class RunLogger:
@@ -76,10 +76,11 @@ class RunLogger:
     `abandoned` (history.abandon_later's folder) a branch left behind, moved there. Lines of the log
     that are not rows are moved beside it (layout.rejected_metrics_path) with a warning, never deleted."""
 
-    def __init__(self, run_dir: str, start_step: int, flush_secs: int = 10, abandoned: str | None = None):
+    def __init__(self, run_dir: str, start_step: int, tags: dict, flush_secs: int = 10, abandoned: str | None = None):
+        """tags: the VisualDL tag of each key the step returns (gan/objective.py TAGS)."""
         from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
 
-        self.run_dir = run_dir
+        self.run_dir, self.tags = run_dir, {**tags, **LOOP_TAGS}
         self.metrics_path = layout.metrics_path(run_dir)
         os.makedirs(layout.samples_dir(run_dir), exist_ok=True)
         all_rows, bad = split_metrics(self.metrics_path)
@@ -113,7 +114,7 @@ class RunLogger:
         wall = int(row.get("time", time.time()) * 1000)
         for key, value in row.items():
             if key not in NOT_PLOTTED and isinstance(value, (int, float)):
-                self.vdl.add_scalar(tag_for(key, row.get("generator", "G")), float(value), row["step"], walltime=wall)
+                self.vdl.add_scalar(tag_for(key, self.tags, row.get("generator", "G")), float(value), row["step"], walltime=wall)
 
     def scalars(self, row: dict) -> None:
         """One metrics log row ({'step': ..., name: value}); also plotted in VisualDL."""
@@ -142,6 +143,32 @@ class RunLogger:
                     fn()
                 except Exception:
                     pass
+
+
+class Interval:
+    """Means of the step results since the last log row, and this session's pace for the ETA. A key
+    that only some steps return (a lazy penalty) is the mean over the steps that returned it."""
+
+    def __init__(self):
+        self.sums, self.counts, self.steps, self.seconds = {}, {}, 0, 0.0
+        self.session_steps, self.session_seconds = 0, 0.0
+
+    def add(self, out: dict[str, float], seconds: float) -> None:
+        for k, v in out.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.steps, self.seconds = self.steps + 1, self.seconds + seconds
+        self.session_steps, self.session_seconds = self.session_steps + 1, self.session_seconds + seconds
+
+    def take(self, images_per_step: int) -> dict[str, float]:
+        """The interval's means (and img/s), starting a new interval."""
+        row = {k: v / self.counts[k] for k, v in self.sums.items()}
+        row["img_per_s"] = self.steps * images_per_step / self.seconds
+        self.sums, self.counts, self.steps, self.seconds = {}, {}, 0, 0.0
+        return row
+
+    def eta(self, steps_left: int) -> float:
+        return steps_left * self.session_seconds / self.session_steps
 
 
 def status_line(step: int, total: int, row: dict, eta_s: float) -> str:

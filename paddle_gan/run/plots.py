@@ -7,19 +7,20 @@ import io
 import numpy as np
 
 from . import layout
-from .logger import read_metrics
-from .utils import atomic_write_bytes, read_png
+from ..files import atomic_write_bytes
+from ..images import read_png
+from .run_log import read_metrics
 
-TRAINING = [("losses", ["loss_D", "loss_G", "gp", "r1", "class_D", "class_G"]), ("D output", ["D_real", "D_fake"])]
 # evaluation panels: each score on its own linear axis (precision/recall and density/coverage share one)
 SCORES = [("FID (lower is better)", ("fid_",)), ("KID (lower is better)", ("kid_",)),
           ("IS (higher is better)", ("is_",)), ("precision / recall", ("precision_", "recall_")),
           ("density / coverage", ("density_", "coverage_")), ("class accuracy", ("class_acc_",))]
 
 
-def curves_png(rows: list[dict]) -> bytes:
+def curves_png(rows: list[dict], training: list) -> bytes:
     """Training curves and every evaluation score against step, one readable panel each: linear axes
-    with labelled ticks, and the last value of each score written beside its last point."""
+    with labelled ticks, and the last value of each score written beside its last point.
+    training: the training panels, [(title, keys)] (gan/objective.py knows the step's keys)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -30,7 +31,7 @@ def curves_png(rows: list[dict]) -> bytes:
         return [p[0] for p in pts], [p[1] for p in pts]
 
     keys = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and "_std_" not in k}
-    panels = [(title, [k for k in group if k in keys], False) for title, group in TRAINING]
+    panels = [(title, [k for k in group if k in keys], False) for title, group in training]
     panels += [(title, sorted(k for k in keys if k.startswith(prefixes) and "per_class" not in k), True)
                for title, prefixes in SCORES]
     panels = [p for p in panels if p[1]]
@@ -76,10 +77,10 @@ def write_progress_gif(run_dir: str, out_path: str) -> bool:
     return True
 
 
-def write_run_pictures(run_dir: str, gif: bool) -> None:
+def write_run_pictures(run_dir: str, gif: bool, training: list) -> None:
     """The end-of-run pictures: curves.png from the metrics log, and progress.gif if asked."""
     rows = read_metrics(layout.metrics_path(run_dir))
     if rows:
-        atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows))
+        atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows, training))
     if gif:
         write_progress_gif(run_dir, layout.progress_gif_path(run_dir))

@@ -12,6 +12,9 @@ non-saturating loss applies the sigmoid inside a stable BCE-with-logits.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import paddle
 import paddle.nn.functional as F
 
@@ -48,19 +51,32 @@ def _g_least_squares(fake):
     return 0.5 * ((fake - 1.0) ** 2).mean()
 
 
-# train.loss -> (D loss of (D(x), D(G(z))), G loss of D(G(z)))
+def _probability(logits):  # the non-saturating D is a classifier: show its mean probability
+    return F.sigmoid(logits).mean()
+
+
+def _raw(logits):  # the others' D is a critic: show its mean raw score
+    return logits.mean()
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One train.loss: D's loss of (D(x), D(G(z))), G's loss of D(G(z)), what the log shows as D(x)
+    and D(G(z)), and whether it comes with a gradient penalty on interpolates (objective.py)."""
+    d: Callable
+    g: Callable
+    shown: Callable = _raw
+    gradient_penalty: bool = False
+
+
+# train.loss -> its objective: the one list of losses (the config's choices are its keys)
 LOSSES = {
-    "nonsaturating": (_d_nonsaturating, _g_nonsaturating),
-    "hinge": (_d_hinge, _g_minus_mean),
-    "wgan_gp": (_d_wasserstein, _g_minus_mean),
-    "lsgan": (_d_least_squares, _g_least_squares),
+    "nonsaturating": AdversarialLoss(_d_nonsaturating, _g_nonsaturating, shown=_probability),
+    "hinge": AdversarialLoss(_d_hinge, _g_minus_mean),
+    "wgan_gp": AdversarialLoss(_d_wasserstein, _g_minus_mean, gradient_penalty=True),
+    "lsgan": AdversarialLoss(_d_least_squares, _g_least_squares),
 }
-
-
-def shown(loss: str, logits) -> float:
-    """What the logs call D(x) / D(G(z)): the mean probability for the non-saturating loss (a
-    classifier's output), D's mean raw score for the others."""
-    return float(F.sigmoid(logits).mean() if loss == "nonsaturating" else logits.mean())
+DEFAULT = LOSSES["nonsaturating"]  # DCGAN's, and train.loss's default
 
 
 def input_gradient_norms(D_out, x):

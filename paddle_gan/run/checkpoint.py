@@ -9,13 +9,13 @@ Layout of a checkpoint folder (layout.checkpoint_dir: `<run>/checkpoints/step_<7
                            versions, and the size + SHA-256 of every file above
 A folder is built under a hidden temporary name and renamed into place only when complete and
 fsynced, so a visible step_XXXXXXX/ is always whole; state.json's hashes catch later damage.
-Loading checks state.json field by field (state_file.py), reads each file once, checks its size and
+Loading checks state.json field by field (state_json.py), reads each file once, checks its size and
 hash on the very bytes it deserialises, and unpickles them with a restricted unpickler that cannot
-run code (safepickle.py). Listing, rotation and branching of a run's checkpoints: history.py.
+run code (safepickle.py). Listing, rotation and branching of a run's checkpoints: checkpoint_history.py.
+Checkpoints (below) is what the training loop writes them with.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -26,11 +26,12 @@ import time
 import numpy as np
 import paddle
 
-from . import __version__, layout, safepickle
-from .errors import CheckpointError
-from .history import list_checkpoints
-from .state_file import FORMAT, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state, read_verified
-from .utils import atomic_write_text, fsync_dir
+from .. import __version__, device, safepickle
+from ..errors import CheckpointError, TrainingError
+from ..files import atomic_write_text, fsync_dir
+from . import layout
+from .checkpoint_history import list_checkpoints, rotate
+from .state_json import FORMAT, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state, read_verified
 
 
 def _sha256(path: str) -> str:
@@ -86,7 +87,7 @@ def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.nda
     return final
 
 
-def _load_state_dict(ckpt: str, meta: dict, name: str) -> dict:
+def read_state_dict(ckpt: str, meta: dict, name: str) -> dict:
     """A state dict file, verified, through the restricted unpickler: nothing in it can run."""
     path = os.path.join(ckpt, name)
     data = read_verified(ckpt, meta, name)
@@ -106,7 +107,7 @@ def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
     out = dict(meta, cfg=checkpoint_config(meta), path=ckpt)
     for key, name in STATE_DICTS.items():
         if name in meta["files"]:  # check_state made sure that every file the run needs is listed
-            out[key] = _load_state_dict(ckpt, meta, name)
+            out[key] = read_state_dict(ckpt, meta, name)
     try:
         noise = np.load(io.BytesIO(read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
     except ValueError as e:
@@ -117,8 +118,6 @@ def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
                               f"got {noise.dtype} {list(noise.shape)}")
     out["fixed_noise"] = noise
     return out
-
-
 
 
 def load_latest(run_dir: str, log=print) -> dict | None:
@@ -132,33 +131,44 @@ def load_latest(run_dir: str, log=print) -> dict | None:
     return None
 
 
+def _all_finite(*models) -> bool:
+    return all(bool(paddle.isfinite(p).all()) for m in models for p in m.state_dict().values()
+               if p.dtype in (paddle.float32, paddle.float16, paddle.bfloat16, paddle.float64))
 
 
-@dataclasses.dataclass
-class Generator:
-    """A generator rebuilt from a checkpoint folder alone, in eval mode, and what it is."""
-    G: object
-    cfg: object  # the run's Config
-    which: str  # "G_ema" (the EMA generator, used when the checkpoint has one) or "G"
-    step: int
-    classes: list  # names of the labels of a conditional model (model.num_classes of them), else []
+class Checkpoints:
+    """Writes the run's checkpoints (what a resume restores: the models, their optimizers, the data
+    position, the fixed noise, the loss scales) and remembers the last complete one, which every
+    error message names."""
 
+    def __init__(self, run_dir: str, cfg, models: dict, stream, precision, fixed_noise,
+                 last: str | None, prepare=None, **state):
+        """models: {G, D, opt_G, opt_D[, G_ema]} (checkpoint.STATE_DICTS); prepare(): called before
+        each write (the EMA generator measures its BatchNorm statistics); state: more state.json fields."""
+        self.run_dir, self.cfg, self.models, self.prepare = run_dir, cfg, models, prepare
+        self.stream, self.precision, self.fixed_noise = stream, precision, fixed_noise
+        self.last, self.state = last, state
+        self.saved_step = None
 
-def open_generator(ckpt: str, raw: bool = False) -> Generator:
-    """The checkpoint's EMA generator if it has one (train.ema), else G; raw=True: G always."""
-    from .models import build_generator
+    def write(self, step: int, name: str | None = None, **extra) -> str:
+        """Checkpoint `step` (or checkpoints/<name>/), refusing non-finite weights; returns its folder."""
+        last = self.last or "none saved yet"
+        if not _all_finite(self.models["G"], self.models["D"]):
+            raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last})")
+        if self.prepare:
+            self.prepare()
+        state = {"seed": self.cfg.train.seed, "data": self.stream.state(), "config": self.cfg.to_dict(),
+                 "amp": self.precision.state_dict(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
+                 "device": paddle.get_device(), "paddle_build": device.build(), **self.state, **extra}
+        try:
+            return save_checkpoint(layout.checkpoints_dir(self.run_dir), step, self.models, self.fixed_noise,
+                                   state, name=name)
+        except OSError as e:  # e.g. disk full: the half-written folder is gone, older checkpoints untouched
+            raise TrainingError(f"saving the step-{step} checkpoint{f' ({name})' if name else ''} failed: {e}; "
+                                f"last complete checkpoint: {last} (free space, then --resume)") from None
 
-    meta = read_state(ckpt, verify=False)
-    cfg = checkpoint_config(meta)
-    which = "G_ema" if STATE_DICTS["G_ema"] in meta["files"] and not raw else "G"
-    G = build_generator(cfg.model)
-    G.set_state_dict(_load_state_dict(ckpt, meta, STATE_DICTS[which]))  # verified as it is read
-    G.eval()
-    classes = meta.get("classes") or [str(i) for i in range(cfg.model.num_classes)]
-    return Generator(G, cfg, which, meta["step"], classes)
-
-
-def load_generator(ckpt: str, raw: bool = False):
-    """(G in eval mode, Config) rebuilt from a checkpoint folder alone (the EMA G if there is one)."""
-    g = open_generator(ckpt, raw)
-    return g.G, g.cfg
+    def save(self, step: int, logger) -> None:
+        """A numbered checkpoint; then the logs are made durable and old checkpoints rotated."""
+        self.last, self.saved_step = self.write(step), step
+        logger.flush()
+        rotate(self.run_dir, self.cfg.train.keep_checkpoints, protect=self.last)

@@ -66,10 +66,6 @@ def vdl_dir(run: str) -> str:
     return os.path.join(run, VDL)
 
 
-def vdl_records_path(run: str) -> str:
-    return os.path.join(vdl_dir(run), VDL_RECORDS)
-
-
 def curves_path(run: str) -> str:
     return os.path.join(run, CURVES)
 

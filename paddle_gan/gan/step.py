@@ -1,0 +1,142 @@
+"""The GAN step: train.n_critic D updates, then one G update, as a pure function of the models,
+optimizers and inputs (train_step), for any objective (objective.py: a list of terms); the inputs
+of a step (step_inputs) and the optimizers it updates. The training loop (train.py) only decides
+when to call it; benchmarks/bench_train.py times exactly this.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import paddle
+
+from .. import seeds
+from ..distributed import SINGLE, unwrap
+from .models import call
+from .objective import NONSATURATING, Judged, Objective
+from .precision import FLOAT32, Float32
+
+
+@contextlib.contextmanager
+def _frozen(model):
+    """Parameters of `model` need no gradient inside the block. In the G step that skips the weight
+    gradients of every D layer (about a sixth of a DCGAN step's arithmetic), which the next D step
+    would clear unused anyway; G's gradients are computed exactly as before."""
+    params = [p for p in model.parameters() if not p.stop_gradient]
+    for p in params:
+        p.stop_gradient = True
+    try:
+        yield
+    finally:
+        for p in params:
+            p.stop_gradient = False
+
+
+def _leaf(x):
+    """x as a new leaf whose input gradient can be taken (for R1, before D sees it)."""
+    x = x.detach()
+    x.stop_gradient = False
+    return x
+
+
+def _check_twice_differentiable(D) -> None:
+    """The oneDNN operator has no second derivative: under a penalty on D's input gradient it would
+    leave the penalty's gradient out, silently (measured: D's weights got none). Refuse instead."""
+    from ..ops import OneDNNConv2D, OneDNNConv2DTranspose
+
+    if any(isinstance(layer, (OneDNNConv2D, OneDNNConv2DTranspose)) for layer in unwrap(D).sublayers()):
+        raise ValueError("a gradient penalty needs D's second derivatives, which paddle_gan.ops' oneDNN "
+                         "convolutions do not compute: keep D on Paddle's convolutions (gan.kernels.faster does)")
+
+
+def _each(x, n: int) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x] * n if x is None else [x]
+
+
+def _total(terms, b: Judged, update: int, sums: dict, counts: dict):
+    """The sum of the terms that apply at this update of their network, in list order (each term with
+    `every` = k applies on every k-th update, weighted by k); the named ones are noted in sums."""
+    total = None
+    for term in terms:
+        if update % term.every:
+            continue
+        value = term(b)
+        if term.name:
+            sums[term.name] = sums.get(term.name, 0.0) + float(value)
+            counts[term.name] = counts.get(term.name, 0) + 1
+        value = value * term.every if term.every > 1 else value
+        total = value if total is None else total + value
+    return total
+
+
+def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, objective: Objective = NONSATURATING,
+               y=None, y_fake=None, step: int = 0) -> dict[str, float]:
+    """D updates, then one G update. `real`, `z` (and for a conditional model the labels `y` of the
+    real images and `y_fake` asked of G) are one batch each, or lists of train.n_critic batches: one
+    D update per batch, each on its own real images and noise. The G update is taken on the fake
+    batch of the last D update, through the D that update produced. `step`: completed G updates
+    before this one (D update number step * n_critic + k decides which lazy terms apply). Returns
+    plain floats: loss_D, D_real, D_fake as means over the D updates, loss_G, and each named term
+    (its mean over the updates it applied to).
+    """
+    if objective.second_derivatives:
+        _check_twice_differentiable(D)
+    reals, zs = _each(real, 1), _each(z, 1)
+    ys, ys_fake = _each(y, len(reals)), _each(y_fake, len(reals))
+    d_terms, g_terms = objective.of_network("D"), objective.of_network("G")
+    sums, counts = {}, {}
+    means = {"loss_D": 0.0, "D_real": 0.0, "D_fake": 0.0}
+    for k, (real, z, y, y_fake) in enumerate(zip(reals, zs, ys, ys_fake)):
+        # ---- D step: real images against fake ones; the fake batch is detached, so G gets no gradient ----
+        with precision.autocast():
+            fake = call(G, z, y_fake)
+            if objective.real_input_gradient:
+                real = _leaf(real)
+            b = Judged(D, real, fake.detach(), y, y_fake, call(D, real, y), call(D, fake.detach(), y_fake))
+            loss_D = _total(d_terms, b, step * len(reals) + k, sums, counts)
+        opt_D.clear_grad()
+        precision.backward(loss_D, "D")
+        precision.step(opt_D, "D")
+        for key, v in (("loss_D", loss_D), ("D_real", objective.loss.shown(b.logit_real)),
+                       ("D_fake", objective.loss.shown(b.logit_fake))):
+            means[key] += float(v)
+    # ---- G step: its fake batch judged by the just-updated D ----
+    with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
+        with precision.autocast():
+            plain_D = unwrap(D)  # (no DataParallel sync for D: no gradients here)
+            b = Judged(plain_D, None, fake, None, y_fake, None, call(plain_D, fake, y_fake))
+            loss_G = _total(g_terms, b, step, sums, counts)
+        opt_G.clear_grad()
+        precision.backward(loss_G, "G")
+    precision.step(opt_G, "G")
+    out = {key: v / len(reals) for key, v in means.items()}
+    out.update({name: sums[name] / counts[name] for name in sums if name in (t.name for t in d_terms)})
+    out["loss_G"] = float(loss_G)
+    out.update({name: sums[name] / counts[name] for name in sums if name in (t.name for t in g_terms)})
+    return out
+
+
+def step_inputs(stream, cfg, plan, step: int, world=SINGLE) -> dict:
+    """train_step's inputs for `step`: train.n_critic real batches, their noise and (conditional) the
+    labels asked of G (plan: gan/labels.py). The noise and labels of the whole step are drawn from the
+    step's seed, alike on every rank of a data-parallel run, and each rank takes its slice."""
+    t, m = cfg.train, cfg.model
+    batches = [plan.real_batch(stream) for _ in range(t.n_critic)]
+    paddle.seed(seeds.step_seed(t.seed, step))
+    z = paddle.randn([t.n_critic * stream.global_batch, m.z_dim])
+    y_fake = plan.fake_labels(t.n_critic * stream.global_batch)
+    mine = [slice(k * stream.global_batch + world.rank * t.batch_size,
+                  k * stream.global_batch + (world.rank + 1) * t.batch_size) for k in range(t.n_critic)]
+    if world.parallel:
+        paddle.seed(seeds.step_seed(t.seed, step, world.rank))
+    return {"real": [paddle.to_tensor(x) for x, _ in batches], "z": [z[s] for s in mine],
+            "y": None if y_fake is None else [paddle.to_tensor(y) for _, y in batches],
+            "y_fake": None if y_fake is None else [y_fake[s] for s in mine], "step": step}
+
+
+def make_optimizers(cfg, G, D):
+    """Two Adam optimizers, one for G (cfg.opt_G) and one for D (cfg.opt_D)."""
+    opt_G = paddle.optimizer.Adam(learning_rate=cfg.opt_G.lr, beta1=cfg.opt_G.beta1, beta2=cfg.opt_G.beta2,
+                                  parameters=G.parameters())
+    opt_D = paddle.optimizer.Adam(learning_rate=cfg.opt_D.lr, beta1=cfg.opt_D.beta1, beta2=cfg.opt_D.beta2,
+                                  parameters=D.parameters())
+    return opt_G, opt_D

@@ -19,7 +19,8 @@ the EMA update: any config and overrides, every loss, penalty, n_critic and prec
 side mirrors the Paddle modules layer for layer (same widths, kernels, strides, BN, dropout, spectral
 norm) and runs the same objective (loss, gradient penalty on interpolates, R1 with
 create_graph=True, n_critic D updates, the G step through the updated D with D frozen, the EMA),
-with two Adam optimisers. Class-conditional configs have no PyTorch peer (torch_img_s null). "loader"
+with two Adam optimisers. Class-conditional configs, DiffAugment and models the mirror does not know
+(the ResNet) have no PyTorch peer (torch_img_s null). "loader"
 times the data path alone (BatchStream + to_tensor). Images are random uint8 arrays of the config's
 shape, so no dataset is needed. Set PADDLE_GAN_CPU_TUNING=0 to time Paddle as installed.
 
@@ -48,8 +49,14 @@ CASES = {
     "dcgan64": ("dcgan_anime64.yaml", ["data.root=unused"]),
     "mlp": ("gan_mlp_mnist.yaml", []),
     "loader": ("dcgan_fashion_mnist.yaml", []),
+    # the penalties (issue "Every GAN on the fast path"): D twice differentiable on the oneDNN operator
+    "wgan_gp": ("wgan_gp_fashion_mnist.yaml", []),  # n_critic 5, lambda 10, D without BN
+    "r1": ("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10"]),  # the DCGAN-32 networks, D with BN
+    "r1_lazy16": ("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10", "train.r1_every=16"]),
+    "bf16": ("dcgan_fashion_mnist.yaml", ["train.amp=bfloat16"]),
+    "resnet": ("sngan_resnet_fashion_mnist.yaml", []),
 }
-DEFAULT_STEPS = {"dcgan64": 3, "mlp": 200, "loader": 500}
+DEFAULT_STEPS = {"dcgan64": 3, "mlp": 200, "loader": 500, "wgan_gp": 6, "r1_lazy16": 32}
 
 
 def cpu_name() -> str:
@@ -111,7 +118,7 @@ def run_paddle(spec, loader, steps, repeats, warmup):
         return _timed(lambda: paddle.to_tensor(stream.next()), steps, repeats, warmup)
     plan, objective = plan_for(cfg.model), Objective.of(cfg)
     with paddle.utils.unique_name.guard():
-        M = prepare_models(cfg, None, SINGLE, objective, plan)
+        M = prepare_models(cfg, None, SINGLE, plan)
     state = {"step": 0}
 
     def step():
@@ -220,6 +227,12 @@ def run_torch(spec, loader, steps, repeats, warmup):
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.opt_D.lr, betas=(cfg.opt_D.beta1, cfg.opt_D.beta2))
     d_loss, g_loss = _torch_losses(t.loss)
     gp = LOSSES[t.loss].gradient_penalty
+    state = {"d_updates": 0}
+
+    def autocast():  # train.amp=bfloat16: PyTorch's CPU autocast, the peer of paddle_gan's bfloat16 convolutions
+        import contextlib
+
+        return torch.autocast("cpu", dtype=torch.bfloat16) if t.amp == "bfloat16" else contextlib.nullcontext()
 
     def norms(out, x):
         (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
@@ -228,23 +241,26 @@ def run_torch(spec, loader, steps, repeats, warmup):
     def step():
         for _ in range(t.n_critic):
             real = torch.from_numpy(np.ascontiguousarray(stream.next()))  # uint8 -> [-1, 1], as the trainer
-            real.requires_grad_(t.r1_gamma > 0)
-            fake = G(torch.randn(t.batch_size, m.z_dim))
-            out_real = D(real)
-            loss_D = d_loss(out_real, D(fake.detach()))
+            real.requires_grad_(t.r1_gamma > 0 and state["d_updates"] % t.r1_every == 0)
+            with autocast():
+                fake = G(torch.randn(t.batch_size, m.z_dim))
+                out_real = D(real)
+                loss_D = d_loss(out_real.float(), D(fake.detach()).float())
             if gp:
                 e = torch.rand(real.shape[0], 1, 1, 1)
                 x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
                 loss_D = loss_D + t.gp_lambda * ((norms(D(x_hat), x_hat) - 1) ** 2).mean()
-            if t.r1_gamma:
-                loss_D = loss_D + 0.5 * t.r1_gamma * (norms(out_real, real) ** 2).mean()
+            if t.r1_gamma and state["d_updates"] % t.r1_every == 0:  # lazy R1: every k-th update, weighted by k
+                loss_D = loss_D + 0.5 * t.r1_gamma * t.r1_every * (norms(out_real, real) ** 2).mean()
+            state["d_updates"] += 1
             opt_D.zero_grad()
             loss_D.backward()
             opt_D.step()
             float(loss_D)
         for p in D.parameters():  # the same saving as paddle_gan's G step: no D weight gradients
             p.requires_grad_(False)
-        loss_G = g_loss(D(fake))
+        with autocast():
+            loss_G = g_loss(D(fake).float())
         opt_G.zero_grad()
         loss_G.backward()
         opt_G.step()
@@ -257,6 +273,58 @@ def run_torch(spec, loader, steps, repeats, warmup):
                     pe.lerp_(p, 1 - t.ema)
 
     return _timed(step, steps, repeats, warmup)
+
+
+def flops_per_image(spec) -> float:
+    """Multiply-adds x 2 of one training step per image, counted on the Paddle models' forward passes
+    (hooks on every convolution and dense layer) as n_critic x (G + 6 D) + 2 G + 2 D: each D update
+    runs G forward, D forward on real and fake images and their backward (twice the forward); the G
+    update runs D forward and backward to its input and G backward. A penalty's extra backward is not
+    counted: for those cases the roof fraction is a lower bound."""
+    import paddle
+    from paddle import nn
+
+    from paddle_gan.gan.models import build_models
+
+    cfg = _cfg(spec)
+    m, t = cfg.model, cfg.train
+    G, D = build_models(m)
+    macs = {"n": 0}
+
+    def hook(layer, inputs, output):
+        w = layer.weight
+        if isinstance(layer, nn.Linear):
+            macs["n"] += output.shape[0] * w.shape[0] * w.shape[1]
+        elif isinstance(layer, nn.Conv2DTranspose):  # every input pixel meets every kernel tap
+            macs["n"] += inputs[0].shape[0] * inputs[0].shape[2] * inputs[0].shape[3] * w.numel().item()
+        else:
+            k = w.numel().item() // w.shape[0]  # per output value
+            macs["n"] += output.numel().item() * k
+
+    for net in (G, D):
+        for layer in net.sublayers():
+            if isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose, nn.Linear)):
+                layer.register_forward_post_hook(hook)
+    z, y = paddle.randn([2, m.z_dim]), paddle.to_tensor([0, 1]) if m.num_classes else None
+    with paddle.no_grad():
+        x = G(z) if y is None else G(z, y)
+        g, macs["n"] = macs["n"] / 2, 0
+        D(x) if y is None else D(x, y)
+        d = macs["n"] / 2
+    return 2 * (t.n_critic * (g + 6 * d) + 2 * g + 2 * d)
+
+
+def matmul_roof(dtype: str = "float32", n: int = 2048) -> float:
+    """GFLOP/s of Paddle's n x n matrix product on this CPU (the best of 5), in this process."""
+    import paddle
+
+    a, b = paddle.randn([n, n]).astype(dtype), paddle.randn([n, n]).astype(dtype)
+    best = 0.0
+    for _ in range(6):
+        t0 = time.perf_counter()
+        paddle.matmul(a, b).numpy()
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def child(framework, spec, loader, batch, steps, repeats, warmup):
@@ -286,7 +354,11 @@ def main(argv=None) -> int:
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--child", choices=["paddle", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
+    p.add_argument("--roof", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.roof:
+        print(matmul_roof())
+        return 0
     if args.child:
         spec = (args.config, args.override)
         cfg = _cfg(spec)
@@ -302,12 +374,24 @@ def main(argv=None) -> int:
             p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
         cases = {n: CASES[n] for n in names}
     have_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    roof = float(subprocess.run([sys.executable, os.path.abspath(__file__), "--roof"], capture_output=True, text=True,
+                                cwd=REPO).stdout.strip().splitlines()[-1])  # in a fresh process, as the cases
+    print(json.dumps({"cpu": cpu_name(), "float32_matmul_gflop_s": round(roof, 1)}), flush=True)
     for name, spec in cases.items():
         cfg = _cfg(spec)
         pd = measure("paddle", name, spec, args)
-        peer = have_torch and not cfg.model.num_classes
-        th = measure("torch", name, spec, args) if peer else None
+        # no peer for class-conditional models, DiffAugment, or layers the mirror does not know (the ResNet)
+        peer = have_torch and not cfg.model.num_classes and not cfg.train.diffaug
+        try:
+            th = measure("torch", name, spec, args) if peer else None
+        except RuntimeError as e:
+            if "no torch mirror" not in str(e):
+                raise
+            th = None
+        flops = flops_per_image(spec) if name != "loader" else 0.0
         print(json.dumps({"case": name, "batch": cfg.train.batch_size, "paddle_img_s": round(pd["img_s"], 1),
+                          "gflop_per_img": round(flops / 1e9, 3),
+                          "roof_fraction": round(pd["img_s"] * flops / 1e9 / roof, 3) if flops else None,
                           "torch_img_s": round(th["img_s"], 1) if th else None,
                           "ratio": round(pd["img_s"] / th["img_s"], 3) if th else None,
                           "paddle_peak_rss_mb": round(pd["peak_rss_mb"]),

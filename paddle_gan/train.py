@@ -20,9 +20,10 @@ import paddle
 from . import metrics, progress, seeds
 from .config import Config, dump
 from .data import BatchStream, build_dataset
-from .distributed import SINGLE, World, agree, sync_batchnorm, wait_for_writer, wrap
+from .distributed import SINGLE, World, agree, on_gpu, sync_batchnorm, wait_for_writer, wrap
 from .errors import ConfigError, DataError, TrainingError
 from .files import atomic_write_text
+from .gan.ema import statistics_layers
 from .gan.generators import shown_generator
 from .gan.kernels import faster, use_onednn_convs
 from .gan.labels import plan_for
@@ -44,26 +45,23 @@ from .run.run_log import Interval, RunLogger, status_line
 from .signals import StopOnSignal
 
 
-def prepare_models(cfg: Config, resume: dict | None, world: World, objective: Objective, plan):
+def prepare_models(cfg: Config, resume: dict | None, world: World, plan):
     """G, D, their optimizers, the precision policy and the generator shown (G or the EMA one), built
     and, for a resume, restored; with the speed switches applied."""
     t = cfg.train
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
-    precision = make_precision(t.amp)
     if resume:
         for model, key in ((G, "G"), (D, "D"), (opt_G, "opt_G"), (opt_D, "opt_D")):
             model.set_state_dict(resume[key])
-        precision.set_state_dict(resume.get("amp", {}))  # float16 loss scales continue where they were
     gens = shown_generator(cfg, G, plan, resume, note=say if world.writer else None)
     # an MLP GAN has no convolutions to build the operator for; onednn unbuildable: fails here
     onednn = has_eligible(G, D) and use_onednn_convs(t.conv, quiet=not world.writer)
-    d_fast = onednn and not objective.second_derivatives
-    if onednn and not d_fast and world.writer:
-        say("note: D runs on Paddle's own convolutions: the gradient penalty needs D's second derivatives, "
-            "which the oneDNN operator does not compute (G keeps the oneDNN ones)")
-    G, D = faster(G, D, t, onednn, d_onednn=d_fast)
+    G, D = faster(G, D, t, onednn)  # (the operator has the second derivative a gradient penalty needs)
+    precision = make_precision(t.amp, on_gpu=on_gpu(), onednn=onednn, note=say if world.writer else None)
+    if resume:
+        precision.set_state_dict(resume.get("amp", {}))  # float16 loss scales continue where they were
     if onednn:
         gens.use_onednn()
     return SimpleNamespace(G=G, D=D, opt_G=opt_G, opt_D=opt_D, precision=precision, gens=gens)
@@ -92,10 +90,13 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         # the same names in every process, also in one that has trained before (a notebook, a test)
         held.enter_context(paddle.utils.unique_name.guard())
         try:  # built before the run folder exists: a model too big for memory leaves nothing behind
-            M = prepare_models(cfg, resume, world, objective, plan)
+            M = prepare_models(cfg, resume, world, plan)
         except MemoryError:
             sizes = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(m.arch).items())
             raise ConfigError(f"model: G and D do not fit in memory ({m.name}, {sizes}, img_size={m.img_size})") from None
+        if world.writer and objective.second_derivatives and statistics_layers(M.D):
+            say("note: D has BatchNorm, which mixes the images of a batch, while a gradient penalty is taken per "
+                "image (the WGAN-GP paper's critic has none); model.d_norm=none leaves it out")
         abandoned = None
         if world.writer:
             os.makedirs(run_dir, exist_ok=True)

@@ -108,8 +108,8 @@ def test_training_with_onednn_follows_the_paddle_path(tmp_path):
 
 
 def test_auto_falls_back_and_onednn_refuses_when_the_operator_cannot_be_built(monkeypatch, capsys):
-    monkeypatch.setattr(ops, "_op", None)
-    monkeypatch.setattr(ops, "_why_not", "no C++ compiler (install g++)")
+    monkeypatch.setattr(ops.build, "_op", None)
+    monkeypatch.setattr(ops.build, "_why_not", "no C++ compiler (install g++)")
     assert use_onednn_convs("auto") is False
     assert "no C++ compiler" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="train.conv: onednn is not available here: no C\\+\\+ compiler"):
@@ -134,10 +134,10 @@ def test_train_conv_onednn_without_a_compiler_is_one_error_line(tmp_path):
 def test_a_wheel_with_another_onednn_minor_version_falls_back_or_refuses(monkeypatch, capsys):
     """The vendored headers must match the major.minor of the oneDNN inside the installed Paddle wheel."""
     assert ops.runtime_version()[:2] == ops.header_version()[:2]  # the wheel of this machine matches
-    monkeypatch.setattr(ops, "_op", None)
-    monkeypatch.setattr(ops, "_why_not", None)
+    monkeypatch.setattr(ops.build, "_op", None)
+    monkeypatch.setattr(ops.build, "_why_not", None)
     have = ops.header_version()
-    monkeypatch.setattr(ops, "runtime_version", lambda: (have[0], have[1] + 1, 0))
+    monkeypatch.setattr(ops.build, "runtime_version", lambda: (have[0], have[1] + 1, 0))
     assert use_onednn_convs("auto") is False
     note = capsys.readouterr().out.strip().splitlines()
     assert len(note) == 1 and note[0].startswith("note: Paddle's own convolutions") and \

@@ -38,11 +38,10 @@ def for_inference(model, conv: str = "auto"):
     return model
 
 
-def faster(G, D, t, onednn: bool, d_onednn: bool = True):
-    """train.conv (oneDNN convolutions, when `onednn`; for D only if also `d_onednn`) and
-    train.to_static (`t` = cfg.train) applied to G and D in place; parameters, state-dict keys and
-    optimizer state stay as they are."""
-    for model in ((G, D) if d_onednn else (G,)) if onednn else ():
+def faster(G, D, t, onednn: bool):
+    """train.conv (oneDNN convolutions, when `onednn`) and train.to_static (`t` = cfg.train) applied
+    to G and D in place; parameters, state-dict keys and optimizer state stay as they are."""
+    for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)

@@ -1,8 +1,16 @@
 """The precision policy of training (train.amp): plain float32, or mixed precision with the loss
-scaling it needs; train_step calls it around every forward, backward and optimizer step."""
+scaling it needs; train_step calls it around every forward, backward and optimizer step.
+
+On a GPU, train.amp is Paddle's autocast (O1) with a GradScaler per optimizer for float16. On a CPU,
+Paddle's autocast does nothing (the run stays float32 and Paddle warns), so paddle_gan decides
+itself and says so in one line: bfloat16 runs the convolutions in bfloat16 through the oneDNN
+operator where the CPU has bfloat16 arithmetic (AMX or AVX512-BF16), after checking the primitives
+against float32 once; elsewhere, and for float16, training stays float32.
+"""
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import paddle
@@ -61,8 +69,88 @@ class MixedPrecision(Float32):
 FLOAT32 = Float32()
 
 
-PRECISIONS = {"": Float32, "float16": MixedPrecision, "bfloat16": MixedPrecision}  # train.amp
+class CPUBFloat16(Float32):
+    """train.amp=bfloat16 on a CPU: every oneDNN convolution reads bfloat16 (ops.bfloat16); weights,
+    Adam, BatchNorm, activations, dense layers and losses stay float32, so no loss scaling is needed
+    and the checkpoint is a float32 one."""
+
+    def __init__(self, isa: str):
+        self.isa = isa
+
+    def autocast(self):
+        from .. import ops
+
+        return ops.bfloat16()
 
 
-def make_precision(amp: str) -> Float32:
-    return FLOAT32 if not amp else PRECISIONS[amp](amp)
+PRECISIONS = {"": Float32, "float16": MixedPrecision, "bfloat16": MixedPrecision}  # train.amp (on a GPU)
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "this CPU")
+    except OSError:
+        return "this CPU"
+
+
+def cpu_bfloat16() -> str | None:
+    """Which bfloat16 arithmetic this CPU has: "AMX", "AVX512-BF16" or None (from /proc/cpuinfo).
+    PADDLE_GAN_CPU_BF16 overrides what is read: "none", or a name (tests)."""
+    forced = os.environ.get("PADDLE_GAN_CPU_BF16")
+    if forced:
+        return None if forced == "none" else forced
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return None
+    return "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def _bfloat16_fails() -> str | None:
+    """Why the operator's bfloat16 convolution cannot be trusted here, or None: it must run and agree
+    with float32 to bfloat16's precision on a small convolution and its gradients."""
+    from .. import ops
+
+    try:
+        rng = np.random.default_rng(0)
+        x = paddle.to_tensor(rng.standard_normal((4, 16, 8, 8)).astype("float32"), stop_gradient=False)
+        w = paddle.to_tensor(rng.standard_normal((8, 16, 3, 3)).astype("float32") * 0.1, stop_gradient=False)
+        outs = []
+        for low in (False, True):
+            with ops.bfloat16(low):
+                y = ops.conv(x, w, None, 1, 1)
+            gx, gw = paddle.grad(y.square().sum(), [x, w])
+            outs.append([t.numpy() for t in (y, gx, gw)])
+    except Exception as e:  # oneDNN has no bfloat16 primitive here (it said so as an OSError)
+        said = next((ln.strip() for ln in str(e).splitlines() if "dnnl_conv:" in ln), str(e).strip()[:160])
+        return f"oneDNN refused its bfloat16 convolution ({said.replace('dnnl_conv: ', '')[:200]})"
+    for ref, low in zip(*outs):
+        err = np.abs(low - ref).max() / max(np.abs(ref).max(), 1e-12)
+        if not np.isfinite(err) or err > 0.05:  # bfloat16 keeps 8 bits: ~0.4 % per value
+            return f"its bfloat16 convolution is off by {err:.2g} (relative) from float32"
+    return None
+
+
+def make_precision(amp: str, on_gpu: bool = False, onednn: bool = True, note=None) -> Float32:
+    """The policy of train.amp: on a GPU Paddle's autocast; on a CPU bfloat16 convolutions where they
+    can run (onednn: the oneDNN operator is in use), else float32. note(line) is told what was chosen."""
+    note = note or (lambda line: None)
+    if not amp:
+        return FLOAT32
+    if on_gpu:
+        return PRECISIONS[amp](amp)
+    if amp != "bfloat16":
+        note(f"note: train.amp={amp} is for GPUs; on the CPU training stays float32")
+        return FLOAT32
+    isa = cpu_bfloat16()
+    why = (f"this CPU ({cpu_name()}) has no bfloat16 arithmetic (AMX or AVX512-BF16)" if isa is None else
+           "its convolutions run on Paddle's kernels (train.conv=paddle), not the oneDNN operator" if not onednn else
+           _bfloat16_fails())
+    if why:
+        note(f"note: train.amp=bfloat16: {why}; training in float32")
+        return FLOAT32
+    note(f"train.amp=bfloat16 on {isa}: convolutions in bfloat16 (oneDNN; float32 sums, outputs and gradients); "
+         f"weights, Adam, BatchNorm, activations, dense layers and losses in float32")
+    return CPUBFloat16(isa)

@@ -38,16 +38,6 @@ def _leaf(x):
     return x
 
 
-def _check_twice_differentiable(D) -> None:
-    """The oneDNN operator has no second derivative: under a penalty on D's input gradient it would
-    leave the penalty's gradient out, silently (measured: D's weights got none). Refuse instead."""
-    from ..ops import OneDNNConv2D, OneDNNConv2DTranspose
-
-    if any(isinstance(layer, (OneDNNConv2D, OneDNNConv2DTranspose)) for layer in unwrap(D).sublayers()):
-        raise ValueError("a gradient penalty needs D's second derivatives, which paddle_gan.ops' oneDNN "
-                         "convolutions do not compute: keep D on Paddle's convolutions (gan.kernels.faster does)")
-
-
 def _each(x, n: int) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x] * n if x is None else [x]
 
@@ -78,21 +68,26 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, object
     plain floats: loss_D, D_real, D_fake as means over the D updates, loss_G, and each named term
     (its mean over the updates it applied to).
     """
-    if objective.second_derivatives:
-        _check_twice_differentiable(D)
     reals, zs = _each(real, 1), _each(z, 1)
     ys, ys_fake = _each(y, len(reals)), _each(y_fake, len(reals))
     d_terms, g_terms = objective.of_network("D"), objective.of_network("G")
+    aug = objective.augment
+
+    def judge(net):  # D's output for images, each augmented first (train.diffaug)
+        return (lambda x, y: call(net, x, y)) if aug is None else (lambda x, y: call(net, aug(x), y))
+
     sums, counts = {}, {}
     means = {"loss_D": 0.0, "D_real": 0.0, "D_fake": 0.0}
     for k, (real, z, y, y_fake) in enumerate(zip(reals, zs, ys, ys_fake)):
         # ---- D step: real images against fake ones; the fake batch is detached, so G gets no gradient ----
         with precision.autocast():
             fake = call(G, z, y_fake)
-            if objective.real_input_gradient:
+            update = step * len(reals) + k  # D update number: which lazy terms apply
+            if any(t.real_input_gradient and update % t.every == 0 for t in d_terms):
                 real = _leaf(real)
-            b = Judged(D, real, fake.detach(), y, y_fake, call(D, real, y), call(D, fake.detach(), y_fake))
-            loss_D = _total(d_terms, b, step * len(reals) + k, sums, counts)
+            see = judge(D)
+            b = Judged(see, real, fake.detach(), y, y_fake, see(real, y), see(fake.detach(), y_fake))
+            loss_D = _total(d_terms, b, update, sums, counts)
         opt_D.clear_grad()
         precision.backward(loss_D, "D")
         precision.step(opt_D, "D")
@@ -103,7 +98,7 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, object
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
         with precision.autocast():
             plain_D = unwrap(D)  # (no DataParallel sync for D: no gradients here)
-            b = Judged(plain_D, None, fake, None, y_fake, None, call(plain_D, fake, y_fake))
+            b = Judged(judge(plain_D), None, fake, None, y_fake, None, judge(plain_D)(fake, y_fake))
             loss_G = _total(g_terms, b, step, sums, counts)
         opt_G.clear_grad()
         precision.backward(loss_G, "G")

@@ -15,180 +15,11 @@ against the Paddle layers), so checkpoints do not care which path trained them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import glob
-import os
-import re
-import shutil
-import sys
-import tempfile
-import threading
 
 import paddle
 import paddle.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
-
-
-class OpsError(RuntimeError):
-    """train.conv=onednn was asked for but the operator cannot be built or used here."""
-
-
-_op = None
-_why_not: str | None = None
-
-
-def _libdnnl() -> str:
-    return os.path.join(os.path.dirname(paddle.__file__), "libs", "libdnnl.so.3")
-
-
-NAME = "paddle_gan_dnnl_conv"
-CXX_FLAGS = ["-O2"]
-
-
-def _build_dir() -> str:
-    """One folder per everything that goes into the build: the source, the headers, where they and
-    the library are, the flags, the Paddle and Python versions. Paddle's builder does not notice an
-    edited source once a library exists, and it rebuilds when the include path differs from the last
-    build's, so two clones sharing the cache would otherwise rebuild each other's library forever."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for path in [SOURCE] + sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h*"), recursive=True)):
-        with open(path, "rb") as f:
-            h.update(os.path.relpath(path, HERE).encode() + b"\0" + f.read())
-    h.update(repr((os.path.abspath(INCLUDE), _libdnnl(), CXX_FLAGS)).encode())
-    root = os.environ.get("PADDLE_GAN_OPS_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "paddle_gan", "ops")
-    return os.path.join(root, f"paddle-{paddle.__version__}-py{sys.version_info[0]}{sys.version_info[1]}-"
-                              f"{h.hexdigest()[:12]}")
-
-
-def _import_built(build: str):
-    """The library built earlier in `build`, imported without Paddle's load(): that runs
-    `python setup.py build` in a subprocess on every call (3-4 s and ~700 MB, even when nothing is
-    to be built). None if it is not there or cannot be imported this way."""
-    if not os.path.isfile(os.path.join(build, "built.ok")):
-        return None
-    try:
-        from paddle.utils.cpp_extension.extension_utils import _import_module_from_library
-
-        return _import_module_from_library(NAME, os.path.join(build, NAME))
-    except Exception:  # a private API of Paddle's: if it moves, build through load() as the first time
-        return None
-
-
-def _forget_stub(build: str) -> None:
-    """Paddle writes a small Python stub per process next to the library and removes it only at a
-    normal exit; a killed process leaves it behind. The module is imported by now: remove ours."""
-    stub = os.path.join(build, NAME, f"{NAME}_{threading.current_thread().ident}.py")
-    with contextlib.suppress(OSError):
-        os.unlink(stub)
-
-
-@contextlib.contextmanager
-def _quiet_fds():
-    """Silence the compiler and Paddle's build chatter (file descriptors 1 and 2, so the g++ child
-    is covered too); yields a function returning what was printed, for error messages."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-
-        def text() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")
-        try:
-            yield text
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-
-
-def header_version() -> tuple[int, int, int]:
-    """oneDNN's version as the vendored headers declare it (dnnl_version.h)."""
-    with open(os.path.join(INCLUDE, "oneapi", "dnnl", "dnnl_version.h")) as f:
-        text = f.read()
-    return tuple(int(re.search(rf"#define DNNL_VERSION_{part} (\d+)", text).group(1))
-                 for part in ("MAJOR", "MINOR", "PATCH"))
-
-
-def runtime_version() -> tuple[int, int, int]:
-    """oneDNN's version as the library inside the installed Paddle wheel reports it (dnnl_version())."""
-
-    class Version(ctypes.Structure):  # dnnl_version_t of dnnl_common_types.h
-        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
-                    ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
-
-    lib = ctypes.CDLL(_libdnnl())
-    lib.dnnl_version.restype = ctypes.POINTER(Version)
-    v = lib.dnnl_version().contents
-    return v.major, v.minor, v.patch
-
-
-def _reason_unavailable() -> str | None:
-    if paddle.is_compiled_with_cuda() and paddle.get_device().startswith("gpu"):
-        return "training runs on GPU (cuDNN is used there)"
-    if not os.path.isfile(_libdnnl()):
-        return f"this Paddle build has no {_libdnnl()}"
-    try:
-        have, want = runtime_version(), header_version()
-    except (OSError, AttributeError) as e:
-        return f"cannot read the oneDNN version of {_libdnnl()} ({e})"
-    if have[:2] != want[:2]:  # the C++ API (and its struct layouts) may change between minor versions
-        return (f"Paddle {paddle.__version__} ships oneDNN {'.'.join(map(str, have))}, but paddle_gan's "
-                f"operator is written against oneDNN {want[0]}.{want[1]} (its headers in ops/third_party/onednn)")
-    if not (os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")):
-        return "no C++ compiler (install g++)"
-    return None
-
-
-@paddle.jit.not_to_static  # plain Python, also when a model using the operator is compiled by to_static
-def load(announce=None):
-    """The compiled operator module; builds it on first use (saying so through `announce`, if
-    given, as that takes ~20 s). Raises OpsError with the reason."""
-    global _op, _why_not
-    if _op is not None:
-        return _op
-    if _why_not is None:
-        _why_not = _reason_unavailable()
-    if _why_not:
-        raise OpsError(_why_not)
-    import fcntl
-
-    from paddle.utils.cpp_extension import load as load_extension
-
-    build = _build_dir()
-    os.makedirs(build, exist_ok=True)
-    with open(os.path.join(build, "build.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # several processes (a distributed launch) build once
-        with _quiet_fds():
-            _op = _import_built(build)
-        if _op is None:
-            if announce:
-                announce(f"building paddle_gan's oneDNN convolutions once (~20 s, cached in {build})")
-            with _quiet_fds() as printed:
-                try:
-                    _op = load_extension(name=NAME, sources=[SOURCE], extra_include_paths=[INCLUDE],
-                                         extra_ldflags=[_libdnnl()], extra_cxx_cflags=CXX_FLAGS,
-                                         build_directory=build, verbose=False)
-                    with open(os.path.join(build, "built.ok"), "w") as f:  # complete: later loads skip the builder
-                        f.write(f"{NAME} built by paddle_gan for Paddle {paddle.__version__}\n")
-                except Exception as e:  # the compiler's message is in `printed`
-                    lines = [ln for ln in printed().splitlines() if "error" in ln.lower()] or [str(e)]
-                    _why_not = f"building {os.path.basename(SOURCE)} failed: {lines[0].strip()[:300]}"
-        _forget_stub(build)
-    if _op is None:
-        raise OpsError(_why_not)
-    return _op
-
+from .build import INCLUDE, NAME, OpsError, header_version, load, quiet_fds, runtime_version  # noqa: F401
 
 def _pad(layer) -> int | None:
     p = layer._padding
@@ -211,14 +42,42 @@ def eligible(layer) -> bool:
             and 0 <= out_pad < s[0] and out_pad <= _pad(layer))
 
 
-def _forward(layer, x, transposed: bool):
-    out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
+_bfloat16 = [False]  # convolutions run in bfloat16 inside a `with bfloat16():` block (train.amp on a CPU)
+
+
+@contextlib.contextmanager
+def bfloat16(on: bool = True):
+    """Convolutions started inside the block read bfloat16 images, weights and output gradients
+    (converted from the float32 tensors) and write float32, on CPUs with bfloat16 arithmetic (AMX,
+    AVX512-BF16); their backward follows the forward. Everything else stays float32."""
+    before, _bfloat16[0] = _bfloat16[0], on
+    try:
+        yield
+    finally:
+        _bfloat16[0] = before
+
+
+def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False):
+    """A (transposed) convolution on the operator: x [N, Cin, H, W], weight as Paddle lays it out
+    (conv [Cout, Cin, K, K], transposed [Cin, Cout, K, K]), bias [Cout] or None (then added inside
+    the primitive, its gradient from the backward-weights primitive). Twice differentiable."""
     # Which gradients are needed is known now in dygraph. A to_static program is traced once and
     # reused for inputs that do and do not need gradients, so there both are always computed.
     dynamic = paddle.in_dynamic_mode()
     need_dx = not x.stop_gradient or not dynamic
-    need_dw = not layer.weight.stop_gradient or not dynamic
-    y = load().dnnl_conv(x, layer.weight, layer._stride[0], _pad(layer), out_pad, transposed, need_dx, need_dw)
+    need_dw = not weight.stop_gradient or not dynamic
+    low = _bfloat16[0]
+    if bias is None:
+        return load().dnnl_conv(x, weight, stride, pad, out_pad, transposed, need_dx, need_dw, low)
+    return load().dnnl_conv_bias(x, weight, bias, stride, pad, out_pad, transposed, need_dx, need_dw, low)
+
+
+def _forward(layer, x, transposed: bool):
+    out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
+    if getattr(layer, "fuse_bias", False):  # the model asked for its bias inside the primitive (gan/models/resnet.py)
+        return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed)
+    # otherwise added by Paddle, as the configs before fused biases trained (their numbers stay as they were)
+    y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed)
     return y if layer.bias is None else y + layer.bias.reshape([1, -1, 1, 1])
 
 
@@ -236,16 +95,22 @@ class OneDNNConv2DTranspose(nn.Conv2DTranspose):
 
 def has_eligible(*models) -> bool:
     """Whether any of the models has a convolution the operator can run (an MLP GAN has none)."""
-    return any(eligible(layer) for model in models for layer in model.sublayers(include_self=True))
+    return any(eligible(layer) or getattr(layer, "dnnl_capable", False)
+               for model in models for layer in model.sublayers(include_self=True))
 
 
 def use_onednn(model) -> int:
-    """Switch the eligible convolutions of `model` (in place) to the oneDNN operator; returns how
-    many. Builds the operator first, so an OpsError leaves the model untouched."""
+    """Switch the eligible convolutions of `model` (in place) to the oneDNN operator, and tell the
+    layers that compute their own convolution through conv() (dnnl_capable, e.g. the ResNet's
+    up- and down-sampling ones) to do so; returns how many. Builds the operator first, so an OpsError
+    leaves the model untouched."""
     load()
     n = 0
     for layer in model.sublayers(include_self=True):
         if eligible(layer):
             layer.__class__ = OneDNNConv2D if type(layer) is nn.Conv2D else OneDNNConv2DTranspose
+            n += 1
+        elif getattr(layer, "dnnl_capable", False):
+            layer.dnnl = True
             n += 1
     return n

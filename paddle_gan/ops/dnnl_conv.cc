@@ -1,13 +1,22 @@
-// Convolution and transposed convolution (forward, and backward for data and weights) on oneDNN,
-// as Paddle custom operators for dygraph training on CPU. Paddle's own CPU kernels run im2col +
-// GEMM one sample at a time; the Paddle wheel ships oneDNN (libdnnl.so.3) but dygraph never calls
-// it for these ops. Built on first use by paddle_gan/ops/__init__.py.
+// Convolution and transposed convolution on oneDNN, as Paddle custom operators for dygraph training
+// on CPU: forward, backward (data, weights, bias) and the second derivative that gradient penalties
+// need. Paddle's own CPU kernels run im2col + GEMM one sample at a time; the Paddle wheel ships
+// oneDNN (libdnnl.so.3) but dygraph never calls it for these ops. Built on first use by
+// paddle_gan/ops/__init__.py.
 //
 // Layouts as Paddle's: x [N, Cin, H, W]; conv weight [Cout, Cin, K, K] (oihw); transposed-conv
-// weight [Cin, Cout, K, K] (iohw). Square kernels, one stride and one padding for both axes,
-// output_padding (transposed) as extra bottom/right padding, no dilation or groups.
-// Primitives are cached per shape; activations and weights are reordered to and from the blocked
-// layouts oneDNN picks (format "any"), as PyTorch does for its oneDNN convolutions.
+// weight [Cin, Cout, K, K] (iohw); bias [Cout]. Square kernels, one stride and one padding for both
+// axes, output_padding (transposed) as extra bottom/right padding, no dilation or groups.
+// Two operators: dnnl_conv (no bias) and dnnl_conv_bias (the bias added inside the primitive, its
+// gradient from the backward-weights primitive: Paddle's broadcast add and its reduction were most
+// of a ResNet step). Primitives are cached per shape; activations and weights are reordered to and
+// from the blocked layouts oneDNN picks (format "any"), as PyTorch does for its oneDNN convolutions.
+//
+// Second derivative. The backward is dx = Bd(dy, W) and dW = Bw(x, dy), linear in each argument,
+// so for incoming gradients ddx (of dx) and ddW (of dW):
+//   grad of dy: ddy = F(ddx, W) + F(x, ddW) (+ ddb),  grad of W: Bw(ddx, dy),  grad of x: Bd(dy, ddW)
+// with F the forward, all primitives this file already has. A penalty on D's input gradient sends
+// ddx only, so ddW is optional (and the grad of x is then zero).
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,31 +41,32 @@ dnnl::stream& strm() {
 }
 
 struct Prims {
-  memory::desc src, wei, dst;  // plain (user) layouts
+  memory::desc src, wei, dst, bias;  // plain (user) layouts, always float32
   dnnl::primitive_desc fwd_pd, bwd_d_pd, bwd_w_pd;
   dnnl::primitive fwd, bwd_d, bwd_w;
+  bool has_bias = false;
 };
 
-std::string key_of(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op) {
-  std::string k = tr ? "T" : "C";
-  for (auto v : x) k += "," + std::to_string(v);
-  k += "|";
-  for (auto v : w) k += "," + std::to_string(v);
-  return k + "|" + std::to_string(s) + "," + std::to_string(p) + "," + std::to_string(op);
-}
-
+// Format "any" descriptors of one (de)convolution. In bfloat16 (train.amp on a CPU with bfloat16
+// arithmetic) the primitives read bfloat16 images, weights and output gradients (reordered from the
+// float32 tensors) and write float32 outputs and gradients, accumulating in float32: the weights,
+// Adam, BatchNorm and the losses never leave float32.
 struct Args {
-  memory::desc src, wei, dst;
+  memory::desc src, wei, dst, diff_src, diff_wei, diff_dst, bias;
   memory::dims strides, pad_l, pad_r;
 };
 
-// forward, backward-data and backward-weights primitives of one (de)convolution
+// forward, backward-data and backward-weights primitives of one (de)convolution, with or without bias
 template <class Fwd, class BwdData, class BwdWeights>
-void build(Prims& P, dnnl::algorithm alg, const Args& a) {
-  auto f = typename Fwd::primitive_desc(eng(), dnnl::prop_kind::forward_training, alg, a.src, a.wei, a.dst,
-                                        a.strides, a.pad_l, a.pad_r);
-  auto bd = typename BwdData::primitive_desc(eng(), alg, a.src, a.wei, a.dst, a.strides, a.pad_l, a.pad_r, f);
-  auto bw = typename BwdWeights::primitive_desc(eng(), alg, a.src, a.wei, a.dst, a.strides, a.pad_l, a.pad_r, f);
+void build(Prims& P, dnnl::algorithm alg, const Args& a, bool bias) {
+  auto pk = dnnl::prop_kind::forward_training;
+  auto f = bias ? typename Fwd::primitive_desc(eng(), pk, alg, a.src, a.wei, a.bias, a.dst, a.strides, a.pad_l, a.pad_r)
+                : typename Fwd::primitive_desc(eng(), pk, alg, a.src, a.wei, a.dst, a.strides, a.pad_l, a.pad_r);
+  auto bd = typename BwdData::primitive_desc(eng(), alg, a.diff_src, a.wei, a.diff_dst, a.strides, a.pad_l, a.pad_r, f);
+  auto bw = bias ? typename BwdWeights::primitive_desc(eng(), alg, a.src, a.diff_wei, a.bias, a.diff_dst, a.strides,
+                                                       a.pad_l, a.pad_r, f)
+                 : typename BwdWeights::primitive_desc(eng(), alg, a.src, a.diff_wei, a.diff_dst, a.strides, a.pad_l,
+                                                       a.pad_r, f);
   P.fwd_pd = f;
   P.bwd_d_pd = bd;
   P.bwd_w_pd = bw;
@@ -65,12 +75,21 @@ void build(Prims& P, dnnl::algorithm alg, const Args& a) {
   P.bwd_w = BwdWeights(bw);
 }
 
+memory::dims dims_of(const paddle::Tensor& t) {
+  const std::vector<int64_t> s = t.shape();  // returned by value
+  return memory::dims(s.begin(), s.end());
+}
+
 // x: [N, Cin, H, W]; w: conv [Cout, Cin, K, K] (oihw), transposed [Cin, Cout, K, K] (iohw)
-Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op) {
+Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op, bool bias, bool bf16) {
   static std::unordered_map<std::string, std::unique_ptr<Prims>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  auto key = key_of(tr, x, w, s, p, op);
+  std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "");
+  for (auto v : x) key += "," + std::to_string(v);
+  key += "|";
+  for (auto v : w) key += "," + std::to_string(v);
+  key += "|" + std::to_string(s) + "," + std::to_string(p) + "," + std::to_string(op);
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   auto P = std::make_unique<Prims>();
@@ -83,15 +102,18 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   P->src = memory::desc(src_d, dt::f32, tag::nchw);
   P->dst = memory::desc(dst_d, dt::f32, tag::nchw);
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
-  auto src_a = memory::desc(src_d, dt::f32, tag::any), dst_a = memory::desc(dst_d, dt::f32, tag::any);
-  auto wei_a = memory::desc(wei_d, dt::f32, tag::any);
-  auto a = Args{src_a, wei_a, dst_a, strides, pads, pads_r};
+  P->bias = memory::desc({cout}, dt::f32, tag::x);
+  P->has_bias = bias;
+  const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write float32
+  auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
+  auto a = Args{any(src_d, low), any(wei_d, low), any(dst_d, dt::f32), any(src_d, dt::f32), any(wei_d, dt::f32),
+                any(dst_d, low), P->bias, strides, pads, pads_r};
   if (tr) {
     build<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data, dnnl::deconvolution_backward_weights>(
-        *P, dnnl::algorithm::deconvolution_direct, a);
+        *P, dnnl::algorithm::deconvolution_direct, a, bias);
   } else {
     build<dnnl::convolution_forward, dnnl::convolution_backward_data, dnnl::convolution_backward_weights>(
-        *P, dnnl::algorithm::convolution_direct, a);
+        *P, dnnl::algorithm::convolution_direct, a, bias);
   }
   auto& ref = *P;
   cache.emplace(key, std::move(P));
@@ -115,86 +137,209 @@ struct Out {
   }
 };
 
-memory::dims dims_of(const paddle::Tensor& t) {
-  const std::vector<int64_t> s = t.shape();  // returned by value
-  return memory::dims(s.begin(), s.end());
+float* ptr(const paddle::Tensor& t) { return const_cast<float*>(t.data<float>()); }
+
+paddle::Tensor empty_like(const std::vector<int64_t>& shape) {
+  return paddle::empty(shape, paddle::DataType::FLOAT32, paddle::CPUPlace());
 }
 
-void check(const paddle::Tensor& x, const paddle::Tensor& w) {
-  PD_CHECK(x.is_cpu() && w.is_cpu(), "dnnl_conv: CPU tensors only");
-  PD_CHECK(x.dtype() == paddle::DataType::FLOAT32 && w.dtype() == paddle::DataType::FLOAT32, "dnnl_conv: float32 only");
-  PD_CHECK(x.shape().size() == 4 && w.shape().size() == 4, "dnnl_conv: 4-D input and weight");
+void check(const paddle::Tensor& t, const char* what) {
+  PD_CHECK(t.is_cpu() && t.dtype() == paddle::DataType::FLOAT32, "dnnl_conv: ", what, " must be a float32 CPU tensor");
 }
 
-}  // namespace
-
-std::vector<paddle::Tensor> DnnlConvForward(const paddle::Tensor& x_, const paddle::Tensor& w_, int stride, int pad,
-                                            int out_pad, bool transposed, bool need_dx, bool need_dw) {
-  check(x_, w_);
-  auto& P = prims(transposed, dims_of(x_), dims_of(w_), stride, pad, out_pad);
-  const memory::dims od = P.dst.get_dims();
-  auto out = paddle::empty(std::vector<int64_t>(od.begin(), od.end()), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  memory src(P.src, eng(), const_cast<float*>(x_.data<float>()));
-  memory wei(P.wei, eng(), const_cast<float*>(w_.data<float>()));
-  memory dst(P.dst, eng(), out.data<float>());
+// y = F(x, w) (+ b)
+void forward(Prims& P, float* x, float* w, float* b, float* y) {
   auto& pd = P.fwd_pd;
-  memory s = as(src, pd.src_desc()), w = as(wei, pd.weights_desc());
+  memory src(P.src, eng(), x), wei(P.wei, eng(), w), dst(P.dst, eng(), y);
+  memory s = as(src, pd.src_desc()), wm = as(wei, pd.weights_desc());
   Out d(dst, pd.dst_desc());
-  P.fwd.execute(strm(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, d.m}});
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, d.m}};
+  if (P.has_bias) args[DNNL_ARG_BIAS] = memory(P.bias, eng(), b);
+  P.fwd.execute(strm(), args);
   d.finish();
+}
+
+// dx = Bd(dy, w)
+void backward_data(Prims& P, float* dy, float* w, float* dx) {
+  auto& pd = P.bwd_d_pd;
+  memory ddst(P.dst, eng(), dy), wei(P.wei, eng(), w), dsrc(P.src, eng(), dx);
+  memory g = as(ddst, pd.diff_dst_desc()), wm = as(wei, pd.weights_desc());
+  Out o(dsrc, pd.diff_src_desc());
+  P.bwd_d.execute(strm(), {{DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, o.m}});
+  o.finish();
+}
+
+// dw = Bw(x, dy) (and db = the sum of dy over N, H, W)
+void backward_weights(Prims& P, float* x, float* dy, float* dw, float* db) {
+  auto& pd = P.bwd_w_pd;
+  memory src(P.src, eng(), x), ddst(P.dst, eng(), dy), dwei(P.wei, eng(), dw);
+  memory g = as(ddst, pd.diff_dst_desc()), s = as(src, pd.src_desc());
+  Out o(dwei, pd.diff_weights_desc());
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_DIFF_WEIGHTS, o.m}};
+  if (P.has_bias) args[DNNL_ARG_DIFF_BIAS] = memory(P.bias, eng(), db);
+  P.bwd_w.execute(strm(), args);
+  o.finish();
+}
+
+Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, int op, bool tr, bool bias,
+                bool bf16) {
+  check(x, "input");
+  check(w, "weight");
+  PD_CHECK(x.shape().size() == 4 && w.shape().size() == 4, "dnnl_conv: 4-D input and weight");
+  try {
+    return prims(tr, dims_of(x), dims_of(w), s, p, op, bias, bf16);
+  } catch (const dnnl::error& e) {  // e.g. bfloat16 on a CPU without bfloat16 arithmetic
+    PD_THROW("dnnl_conv: oneDNN has no ", bf16 ? "bfloat16 " : "", "primitive for this convolution here (", e.what(),
+             ")");
+  }
+}
+
+std::vector<int64_t> out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int s, int p, int op,
+                               bool tr) {
+  const int64_t K = w[2], cout = tr ? w[1] : w[0];
+  auto o = [&](int64_t h) { return tr ? (h - 1) * s - 2 * p + K + op : (h + 2 * p - K) / s + 1; };
+  return {x[0], cout, o(x[2]), o(x[3])};
+}
+
+std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b, int s,
+                                int p, int op, bool tr, bool bf16) {
+  auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16);
+  auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr));
+  forward(P, ptr(x), ptr(w), b ? ptr(*b) : nullptr, y.data<float>());
   strm().wait();
-  return {out};
+  return {y};
 }
 
 // need_dx / need_dw are known when the forward runs (x or the weight may not require a gradient,
 // e.g. real images, or D's frozen weights in the G step); a gradient nobody reads is not computed
 // and comes back uninitialised.
-std::vector<paddle::Tensor> DnnlConvBackward(const paddle::Tensor& x_, const paddle::Tensor& w_,
-                                             const paddle::Tensor& dy_, int stride, int pad, int out_pad,
-                                             bool transposed, bool need_dx, bool need_dw) {
-  auto& P = prims(transposed, dims_of(x_), dims_of(w_), stride, pad, out_pad);
-  auto dx = paddle::empty(x_.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  auto dw = paddle::empty(w_.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
-  PD_CHECK(dy_.is_cpu() && dy_.dtype() == paddle::DataType::FLOAT32, "dnnl_conv: float32 CPU gradient only");
-  memory src(P.src, eng(), const_cast<float*>(x_.data<float>()));
-  memory wei(P.wei, eng(), const_cast<float*>(w_.data<float>()));
-  memory ddst(P.dst, eng(), const_cast<float*>(dy_.data<float>()));
-  memory dsrc(P.src, eng(), dx.data<float>());
-  memory dwei(P.wei, eng(), dw.data<float>());
-  if (need_dx) {
-    auto& pd = P.bwd_d_pd;
-    memory g = as(ddst, pd.diff_dst_desc()), w = as(wei, pd.weights_desc());
-    Out o(dsrc, pd.diff_src_desc());
-    P.bwd_d.execute(strm(), {{DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, o.m}});
-    o.finish();
+std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy, int s,
+                                int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16) {
+  auto& P = prims_of(x, w, s, p, op, tr, bias, bf16);
+  check(dy, "gradient");
+  auto dx = empty_like(x.shape()), dw = empty_like(w.shape());
+  auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
+  if (need_dx) backward_data(P, ptr(dy), ptr(w), dx.data<float>());
+  if (need_dw || bias) backward_weights(P, ptr(x), ptr(dy), dw.data<float>(), db.data<float>());
+  strm().wait();
+  if (bias) return {dx, dw, db};
+  return {dx, dw};
+}
+
+// the second derivative (see the top of the file): returns the gradients of x, w and dy
+std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
+                                 const paddle::optional<paddle::Tensor>& ddx, const paddle::optional<paddle::Tensor>& ddw,
+                                 const paddle::optional<paddle::Tensor>& ddb, int s, int p, int op, bool tr,
+                                 bool bf16) {
+  auto& P = prims_of(x, w, s, p, op, tr, false, bf16);
+  check(dy, "gradient");
+  auto gx = empty_like(x.shape()), gw = empty_like(w.shape()), gdy = empty_like(dy.shape());
+  float* out = gdy.data<float>();
+  const int64_t n = gdy.numel();
+  bool have = false;
+  if (ddx) {  // ddy = F(ddx, W); grad of W = Bw(ddx, dy)
+    check(*ddx, "second-order gradient");
+    forward(P, ptr(*ddx), ptr(w), nullptr, out);
+    backward_weights(P, ptr(*ddx), ptr(dy), gw.data<float>(), nullptr);
+    have = true;
+  } else {
+    std::fill(gw.data<float>(), gw.data<float>() + gw.numel(), 0.f);
   }
-  if (need_dw) {
-    auto& pd = P.bwd_w_pd;
-    memory g = as(ddst, pd.diff_dst_desc()), s = as(src, pd.src_desc());
-    Out o(dwei, pd.diff_weights_desc());
-    P.bwd_w.execute(strm(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_DIFF_WEIGHTS, o.m}});
-    o.finish();
+  if (ddw) {  // ddy += F(x, ddW); grad of x = Bd(dy, ddW)
+    check(*ddw, "second-order gradient");
+    auto t = empty_like(dy.shape());
+    forward(P, ptr(x), ptr(*ddw), nullptr, t.data<float>());
+    backward_data(P, ptr(dy), ptr(*ddw), gx.data<float>());
+    strm().wait();
+    const float* tp = t.data<float>();
+    for (int64_t i = 0; i < n; ++i) out[i] = have ? out[i] + tp[i] : tp[i];
+    have = true;
+  } else {
+    std::fill(gx.data<float>(), gx.data<float>() + gx.numel(), 0.f);
   }
   strm().wait();
-  return {dx, dw};
+  if (!have) std::fill(out, out + n, 0.f);
+  if (ddb) {  // ddy += ddb, broadcast over N, H, W
+    check(*ddb, "second-order gradient");
+    const float* bp = ddb->data<float>();
+    const int64_t C = dy.shape()[1], HW = dy.shape()[2] * dy.shape()[3];
+    for (int64_t i = 0; i < n; ++i) out[i] += bp[(i / HW) % C];
+  }
+  return {gx, gw, gdy};
+}
+
+}  // namespace
+
+std::vector<paddle::Tensor> DnnlConvForward(const paddle::Tensor& x, const paddle::Tensor& w, int stride, int pad,
+                                            int out_pad, bool transposed, bool need_dx, bool need_dw, bool bf16) {
+  return fwd(x, w, nullptr, stride, pad, out_pad, transposed, bf16);
+}
+
+std::vector<paddle::Tensor> DnnlConvBackward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                             const paddle::Tensor& dy, int stride, int pad, int out_pad,
+                                             bool transposed, bool need_dx, bool need_dw, bool bf16) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, false, bf16);
+}
+
+std::vector<paddle::Tensor> DnnlConvDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                                   const paddle::Tensor& dy,
+                                                   const paddle::optional<paddle::Tensor>& ddx,
+                                                   const paddle::optional<paddle::Tensor>& ddw, int stride, int pad,
+                                                   int out_pad, bool transposed, bool need_dx, bool need_dw,
+                                                   bool bf16) {
+  return bwd2(x, w, dy, ddx, ddw, paddle::none, stride, pad, out_pad, transposed, bf16);
+}
+
+std::vector<paddle::Tensor> DnnlConvBiasForward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                                const paddle::Tensor& b, int stride, int pad, int out_pad,
+                                                bool transposed, bool need_dx, bool need_dw, bool bf16) {
+  check(b, "bias");
+  return fwd(x, w, &b, stride, pad, out_pad, transposed, bf16);
+}
+
+std::vector<paddle::Tensor> DnnlConvBiasBackward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                                 const paddle::Tensor& dy, int stride, int pad, int out_pad,
+                                                 bool transposed, bool need_dx, bool need_dw, bool bf16) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, true, bf16);
+}
+
+std::vector<paddle::Tensor> DnnlConvBiasDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
+                                                       const paddle::Tensor& dy,
+                                                       const paddle::optional<paddle::Tensor>& ddx,
+                                                       const paddle::optional<paddle::Tensor>& ddw,
+                                                       const paddle::optional<paddle::Tensor>& ddb, int stride,
+                                                       int pad, int out_pad, bool transposed, bool need_dx,
+                                                       bool need_dw, bool bf16) {
+  return bwd2(x, w, dy, ddx, ddw, ddb, stride, pad, out_pad, transposed, bf16);
 }
 
 std::vector<std::vector<int64_t>> DnnlConvInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                                      int stride, int pad, int out_pad, bool transposed, bool need_dx,
-                                                     bool need_dw) {
-  const int64_t K = w[2], cout = transposed ? w[1] : w[0];
-  auto o = [&](int64_t h) {
-    return transposed ? (h - 1) * stride - 2 * pad + K + out_pad : (h + 2 * pad - K) / stride + 1;
-  };
-  return {{x[0], cout, o(x[2]), o(x[3])}};
+                                                     bool need_dw, bool bf16) {
+  return {out_shape(x, w, stride, pad, out_pad, transposed)};
+}
+
+std::vector<std::vector<int64_t>> DnnlConvBiasInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
+                                                         const std::vector<int64_t>& b, int stride, int pad,
+                                                         int out_pad, bool transposed, bool need_dx, bool need_dw,
+                                                         bool bf16) {
+  return {out_shape(x, w, stride, pad, out_pad, transposed)};
 }
 
 std::vector<paddle::DataType> DnnlConvInferDtype(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
 
+std::vector<paddle::DataType> DnnlConvBiasInferDtype(const paddle::DataType& x, const paddle::DataType& w,
+                                                     const paddle::DataType& b) {
+  return {x};
+}
+
+#define CONV_ATTRS \
+  {"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool", "bf16: bool"}
+
 PD_BUILD_OP(dnnl_conv)
     .Inputs({"X", "W"})
     .Outputs({"Out"})
-    .Attrs({"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool"})
+    .Attrs(CONV_ATTRS)
     .SetKernelFn(PD_KERNEL(DnnlConvForward))
     .SetInferShapeFn(PD_INFER_SHAPE(DnnlConvInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(DnnlConvInferDtype));
@@ -202,5 +347,33 @@ PD_BUILD_OP(dnnl_conv)
 PD_BUILD_GRAD_OP(dnnl_conv)
     .Inputs({"X", "W", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("W")})
-    .Attrs({"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool"})
+    .Attrs(CONV_ATTRS)
     .SetKernelFn(PD_KERNEL(DnnlConvBackward));
+
+PD_BUILD_DOUBLE_GRAD_OP(dnnl_conv)
+    .Inputs({"X", "W", paddle::Grad("Out"), paddle::Optional(paddle::Grad(paddle::Grad("X"))),
+             paddle::Optional(paddle::Grad(paddle::Grad("W")))})
+    .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad(paddle::Grad("Out"))})
+    .Attrs(CONV_ATTRS)
+    .SetKernelFn(PD_KERNEL(DnnlConvDoubleBackward));
+
+PD_BUILD_OP(dnnl_conv_bias)
+    .Inputs({"X", "W", "B"})
+    .Outputs({"Out"})
+    .Attrs(CONV_ATTRS)
+    .SetKernelFn(PD_KERNEL(DnnlConvBiasForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(DnnlConvBiasInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(DnnlConvBiasInferDtype));
+
+PD_BUILD_GRAD_OP(dnnl_conv_bias)
+    .Inputs({"X", "W", paddle::Grad("Out")})
+    .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")})
+    .Attrs(CONV_ATTRS)
+    .SetKernelFn(PD_KERNEL(DnnlConvBiasBackward));
+
+PD_BUILD_DOUBLE_GRAD_OP(dnnl_conv_bias)
+    .Inputs({"X", "W", paddle::Grad("Out"), paddle::Optional(paddle::Grad(paddle::Grad("X"))),
+             paddle::Optional(paddle::Grad(paddle::Grad("W"))), paddle::Optional(paddle::Grad(paddle::Grad("B")))})
+    .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad(paddle::Grad("Out"))})
+    .Attrs(CONV_ATTRS)
+    .SetKernelFn(PD_KERNEL(DnnlConvBiasDoubleBackward));

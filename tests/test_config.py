@@ -37,7 +37,7 @@ def test_yaml_number_without_dot_is_a_float(tmp_path):
     ("model:\n  name: stylegan\n", "model.name"),
     ("model:\n  name: mlp\n  g_hidden: 128\n", "model.g_hidden"),
     ("model:\n  g_hidden: [128]\n", "model.g_hidden: a key of mlp, not of dcgan (dcgan's own keys: g_channels"),
-    ("model:\n  g_channels: 8\n  name: mlp\n", "model.g_channels: a key of dcgan, dcgan_dense, not of mlp"),
+    ("model:\n  g_channels: 8\n  name: mlp\n", "model.g_channels: a key of dcgan, dcgan_dense, resnet, not of mlp"),
     ("model:\n  arch: 3\n", "model.arch: unknown key"),
     ("data:\n  download: maybe\n", "data.download"),
     ("data:\n  name: image_folder\n", "data.root"),

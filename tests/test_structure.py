@@ -84,8 +84,10 @@ def test_run_folder_names_are_spelled_only_in_layout():
 
 # a variant's name in quotes, as code would compare it: only its definition may spell it
 VARIANTS = {"wgan_gp": "gan/losses.py", "nonsaturating": "gan/losses.py", "hinge": "gan/losses.py",
+            "translation": "gan/augment.py", "cutout": "gan/augment.py",
             "lsgan": "gan/losses.py", "acgan": "gan/models/heads.py", "projection": "gan/models/heads.py",
-            "dcgan_dense": "config/models.py", "mlp": "config/models.py"}
+            "dcgan_dense": "config/models.py", "mlp": "config/models.py", "cbn": "config/models.py",
+            "concat": "config/models.py", "resnet": "config/models.py"}
 
 
 def test_no_variant_name_is_compared_outside_its_definition():
@@ -103,14 +105,17 @@ def test_no_variant_name_is_compared_outside_its_definition():
 
 def test_each_choice_list_is_the_table_that_implements_it():
     from paddle_gan import config, data, metrics
-    from paddle_gan.gan import precision
+    from paddle_gan.gan import augment, precision
     from paddle_gan.gan.losses import LOSSES
     from paddle_gan.gan.models import NETWORKS, layers
     from paddle_gan.gan.models.heads import HEADS
 
     assert list(config.DATASET_NAMES) == list(data.LOADERS)
     assert list(config.D_CONDS) == list(HEADS)
+    assert config.choices.CLASSIFYING == {name: head.classifies for name, head in HEADS.items()}
+    assert list(config.choices.DIFFAUG) == list(augment.AUGMENTS)
     assert list(config.INITS) == list(layers.INITS)
+    assert list(config.models.G_CONDS) == list(layers.G_CONDS)
     assert list(config.AMP) == list(precision.PRECISIONS)
     assert list(config.EXTRACTORS) == ["auto", *metrics.EXTRACTOR_MAKERS]
     rng = np.random.default_rng(0)

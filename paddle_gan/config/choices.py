@@ -11,8 +11,10 @@ EVAL_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage"
 EXTRACTORS = ("auto", "lenet", "inception")  # train.eval_extractor, tools/eval.py --extractor
 CONVS = ("auto", "onednn", "paddle")  # train.conv (gan/kernels.py)
 AMP = ("", "float16", "bfloat16")  # train.amp (gan/precision.py)
-INITS = ("dcgan", "paddle")  # model.init (gan/models/layers.py INITS)
+INITS = ("dcgan", "paddle", "ortho")  # model.init (gan/models/layers.py INITS)
 D_CONDS = ("projection", "acgan")  # model.d_cond (gan/models/heads.py HEADS)
+CLASSIFYING = {"projection": False, "acgan": True}  # whether a d_cond's head classifies (its class losses apply)
+DIFFAUG = ("color", "translation", "cutout")  # train.diffaug's policies (gan/augment.py AUGMENTS)
 
 ECHO = 60  # characters of a bad value that an error line repeats
 

@@ -41,6 +41,15 @@ def _check_conv_size(cfg, need) -> None:
          f"{cfg.model.name} needs 4 * 2^k pixels (8, 16, 32, 64, ...), got {s}")
 
 
+G_CONDS = ("concat", "cbn")  # g_cond of the models that offer the choice (gan/models/layers.py has both)
+
+
+def _check_g_cond(keys, cfg, need) -> None:
+    need(keys.g_cond in G_CONDS, "model.g_cond", one_of(keys.g_cond, G_CONDS))
+    need(keys.g_cond != "cbn" or cfg.model.num_classes > 0, "model.g_cond",
+         "cbn (conditional BatchNorm) needs classes: set model.num_classes (or use g_cond=concat)")
+
+
 @dataclass
 class DCGANKeys(ModelKeys):
     """dcgan: ConvT k4 from z as a 1x1 map (Radford 2015; the pytorch/examples layout)"""
@@ -48,10 +57,12 @@ class DCGANKeys(ModelKeys):
     d_channels: int = 64  # D: width of the first layer; doubles with depth
     dropout: float = 0.0  # D: dropout after each hidden LeakyReLU
     d_norm: str = "auto"  # D between its convolutions: batch (DCGAN) | none | auto = batch, or none under spectral_norm
+    g_cond: str = "concat"  # conditional G: concat (a label embedding joined to z, cGAN) | cbn (conditional BatchNorm)
     D_NORMS: ClassVar[tuple] = ("auto", "batch", "none")  # the choices of d_norm (gan/models/dcgan.py builds them)
 
     def check(self, cfg, need) -> None:
         _check_conv_size(cfg, need)
+        _check_g_cond(self, cfg, need)
         need(self.g_channels >= 1, "model.g_channels", "must be >= 1")
         need(self.d_channels >= 1, "model.d_channels", "must be >= 1")
         need(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
@@ -89,11 +100,29 @@ class MLPKeys(ModelKeys):
         need(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)")
 
 
+@dataclass
+class ResNetKeys(ModelKeys):
+    """resnet: the ResNet G and D of SNGAN (Miyato 2018, B.4; StudioGAN's resnet backbone), 32 or 64 px"""
+    g_channels: int = 64  # G: width of every residual block (the paper's CIFAR-10 G: 256)
+    d_channels: int = 64  # D: width of every residual block (the paper's CIFAR-10 D: 128)
+    g_cond: str = "concat"  # conditional G: concat (a label embedding joined to z) | cbn (conditional BatchNorm in every block)
+    SIZES: ClassVar[tuple] = (32, 64)  # 64: one more up-sampling block in G and down-sampling block in D
+    COMMON_DEFAULTS: ClassVar[dict] = {"spectral_norm": True, "init": "ortho"}  # as SNGAN and StudioGAN train it
+
+    def check(self, cfg, need) -> None:
+        need(cfg.model.img_size in self.SIZES, "model.img_size",
+             f"resnet builds {' or '.join(map(str, self.SIZES))} pixels, got {cfg.model.img_size}")
+        need(self.g_channels >= 1, "model.g_channels", "must be >= 1")
+        need(self.d_channels >= 1, "model.d_channels", "must be >= 1")
+        _check_g_cond(self, cfg, need)
+
+
 # model.name -> its keys. Its networks: paddle_gan/gan/models/<name>.py. The one registry of models.
 MODELS: dict[str, type] = {
     "dcgan": DCGANKeys,
     "dcgan_dense": DenseDCGANKeys,
     "mlp": MLPKeys,
+    "resnet": ResNetKeys,
 }
 
 

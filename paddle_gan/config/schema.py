@@ -27,7 +27,7 @@ class ModelConfig:
     z_dim: int = 100  # latent size; z ~ N(0, I)
     img_size: int = 32  # output height = width (what a model can build: its checks say)
     channels: int = 1  # 1 = grey, 3 = RGB
-    init: str = "dcgan"  # dcgan: weights N(0, 0.02), BN weight N(1, 0.02), biases 0 | paddle: framework default
+    init: str = "dcgan"  # dcgan: weights N(0, 0.02), BN weight N(1, 0.02), biases 0 | ortho: orthogonal weights, biases 0 | paddle: framework default
     spectral_norm: bool = False  # spectral normalisation of every weight layer of D (Miyato 2018)
     num_classes: int = 0  # class-conditional G and D (0 = unconditional); how G takes the label is the model's choice
     d_cond: str = "projection"  # how a conditional D uses the label: projection (Miyato & Koyama 2018) | acgan (a class head, Odena 2017)
@@ -72,7 +72,12 @@ class TrainConfig:
     loss: str = "nonsaturating"  # nonsaturating (DCGAN's BCE) | hinge (SNGAN) | wgan_gp (critic + gradient penalty) | lsgan (least squares); formulas in gan/losses.py
     gp_lambda: float = 10.0  # wgan_gp: weight of the gradient penalty on interpolates (Gulrajani 2017: 10)
     r1_gamma: float = 0.0  # R1 penalty gamma/2 |grad D(x)|^2 on real images, with any loss (0 = off; Mescheder 2018)
+    r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty on every k-th D update only, weighted by k (e.g. 16; 1 = every update)
     n_critic: int = 1  # D updates per G update, each on its own real batch (WGAN-GP: 5)
+    class_weight_D: float = 1.0  # a classifying D (model.d_cond acgan): weight of D's class loss
+    class_weight_G: float = 1.0  # a classifying D: weight of G's class loss (the reward for drawing the class asked for)
+    class_fakes: bool = True  # a classifying D also learns the class asked for from G's images (Odena 2017); false: from real images only
+    diffaug: str = ""  # DiffAugment policy (Zhao 2020): comma-separated of color, translation, cutout, applied to every image D sees; "" = off
     ema: float = 0.0  # decay of an exponential moving average of G's weights (e.g. 0.999; 0 = off): samples, scores and best/ use it
 
 

@@ -14,15 +14,16 @@ from dataclasses import dataclass
 import paddle.nn.functional as F
 
 from .losses import DEFAULT, LOSSES, AdversarialLoss, gradient_penalty, input_gradient_norms, interpolates, r1_penalty
-from .models import call
+from . import augment
 from .models.heads import HEADS
 
 
 @dataclass
 class Judged:
     """One batch as D saw it: the images (fake detached in the D step), their labels (None when
-    unconditional) and D's outputs [N, 1 + K] (column 0 the adversarial logit, then K class logits)."""
-    D: object
+    unconditional) and D's outputs [N, 1 + K] (column 0 the adversarial logit, then K class logits).
+    judge(x, y): D's output for other images, augmented as these were (train.diffaug)."""
+    judge: object
     real: object
     fake: object
     y: object
@@ -81,7 +82,7 @@ class GradientPenalty(Term):
 
     def __call__(self, b):
         x_hat = interpolates(b.real, b.fake)
-        return gradient_penalty(input_gradient_norms(Judged.logit(call(b.D, x_hat, b.y)), x_hat), self.weight)
+        return gradient_penalty(input_gradient_norms(Judged.logit(b.judge(x_hat, b.y)), x_hat), self.weight)
 
 
 class R1(Term):
@@ -95,20 +96,34 @@ class R1(Term):
         return r1_penalty(input_gradient_norms(b.logit_real, b.real), self.gamma)
 
 
+def _weighted(value, weight: float):
+    return value if weight == 1.0 else value * weight
+
+
 class ClassLossD(Term):
-    """ACGAN: D's classifier learns the class of real images and of the fakes (the class asked for)."""
+    """ACGAN: D's classifier learns the class of real images and (fakes=True, as Odena 2017) of G's
+    images as the class they were asked to be; train.class_weight_D times that."""
     name = "class_D"
 
+    def __init__(self, weight: float = 1.0, fakes: bool = True):
+        self.weight, self.fakes = weight, fakes
+
     def __call__(self, b):
-        return F.cross_entropy(b.out_real[:, 1:], b.y) + F.cross_entropy(b.out_fake[:, 1:], b.y_fake)
+        loss = F.cross_entropy(b.out_real[:, 1:], b.y)
+        if self.fakes:
+            loss = loss + F.cross_entropy(b.out_fake[:, 1:], b.y_fake)
+        return _weighted(loss, self.weight)
 
 
 class ClassLossG(Term):
-    """ACGAN: G is rewarded when D's classifier finds the class it was asked for."""
+    """ACGAN: G is rewarded when D's classifier finds the class it was asked for (train.class_weight_G)."""
     name, updates = "class_G", "G"
 
+    def __init__(self, weight: float = 1.0):
+        self.weight = weight
+
     def __call__(self, b):
-        return F.cross_entropy(b.out_fake[:, 1:], b.y_fake)
+        return _weighted(F.cross_entropy(b.out_fake[:, 1:], b.y_fake), self.weight)
 
 
 TERMS = (GradientPenalty, R1, ClassLossD, ClassLossG)  # every named term: the log and the plots know them all
@@ -121,9 +136,11 @@ PANELS = [("losses", ["loss_D", "loss_G"] + [T.name for T in TERMS]), ("D output
 
 @dataclass(frozen=True)
 class Objective:
-    """The terms of a run, in the order they are summed, and the adversarial loss behind D_real/D_fake."""
+    """The terms of a run, in the order they are summed, the adversarial loss behind D_real/D_fake,
+    and the augmentation of every image D sees (train.diffaug; None = none)."""
     loss: AdversarialLoss
     terms: tuple
+    augment: object = None
 
     @classmethod
     def of(cls, cfg) -> "Objective":
@@ -131,11 +148,11 @@ class Objective:
         loss = LOSSES[t.loss]
         terms = [AdversarialD(loss)]
         terms += [GradientPenalty(t.gp_lambda)] if loss.gradient_penalty else []
-        terms += [R1(t.r1_gamma)] if t.r1_gamma else []
+        terms += [R1(t.r1_gamma, t.r1_every)] if t.r1_gamma else []
         classifies = m.num_classes > 0 and HEADS[m.d_cond].classifies
-        terms += [ClassLossD()] if classifies else []
-        terms += [AdversarialG(loss)] + ([ClassLossG()] if classifies else [])
-        return cls(loss, tuple(terms))
+        terms += [ClassLossD(t.class_weight_D, t.class_fakes)] if classifies else []
+        terms += [AdversarialG(loss)] + ([ClassLossG(t.class_weight_G)] if classifies else [])
+        return cls(loss, tuple(terms), augment.of(t.diffaug))
 
     def of_network(self, which: str) -> tuple:
         return tuple(t for t in self.terms if t.updates == which)
@@ -144,10 +161,6 @@ class Objective:
     def second_derivatives(self) -> bool:
         """Whether D must be twice differentiable (a penalty on its input gradient)."""
         return any(t.second_derivatives for t in self.terms)
-
-    @property
-    def real_input_gradient(self) -> bool:
-        return any(t.real_input_gradient for t in self.terms)
 
 
 NONSATURATING = Objective(DEFAULT, (AdversarialD(DEFAULT), AdversarialG(DEFAULT)))  # train_step's default

@@ -1,30 +1,34 @@
 """dcgan: the DCGAN G and D (Radford 2015; pytorch/examples layout), for 4 * 2^k pixels.
-Keys: config/models.py DCGANKeys. A class-conditional G joins a label embedding to z (cGAN)."""
+Keys: config/models.py DCGANKeys. A class-conditional G joins a label embedding to z (cGAN,
+g_cond=concat) or conditions every BatchNorm on it (g_cond=cbn)."""
 from __future__ import annotations
 
 from paddle import nn
 
-from .layers import Flatten, Generator, LabelJoinedToZ, SequentialDiscriminator, num_up
+from .layers import Flatten, Generator, SequentialDiscriminator, batch_norm, conditioned, num_up, run
 
 
 class DCGANGenerator(Generator):
-    """z as a 1x1 map -> ConvT k4 -> ... -> tanh."""
+    """z as a 1x1 map -> ConvT k4 -> ... -> tanh. cbn_classes > 0: every BatchNorm is conditional
+    BatchNorm on the label (forward(z, y))."""
 
-    def __init__(self, z_dim=100, img_size=32, channels=1, g_channels=64):
+    def __init__(self, z_dim=100, img_size=32, channels=1, g_channels=64, cbn_classes=0):
         super().__init__()
         n = num_up(img_size)
         c = g_channels * 2 ** (n - 1)
         layers = [  # state size. (g_channels * 2^(n-1)) x 4 x 4
-            nn.Conv2DTranspose(z_dim, c, 4, 1, 0, bias_attr=False), nn.BatchNorm2D(c), nn.ReLU()]
+            nn.Conv2DTranspose(z_dim, c, 4, 1, 0, bias_attr=False), batch_norm(c, cbn_classes), nn.ReLU()]
         for _ in range(n - 1):  # each stage: channels / 2, size x 2
-            layers += [nn.Conv2DTranspose(c, c // 2, 4, 2, 1, bias_attr=False), nn.BatchNorm2D(c // 2), nn.ReLU()]
+            layers += [nn.Conv2DTranspose(c, c // 2, 4, 2, 1, bias_attr=False), batch_norm(c // 2, cbn_classes),
+                       nn.ReLU()]
             c //= 2
         layers += [nn.Conv2DTranspose(c, channels, 4, 2, 1), nn.Tanh()]  # state size. channels x img_size x img_size
         self.net = nn.Sequential(*layers)
         self.z_dim = z_dim
 
-    def forward(self, z):
-        return self.net(z.reshape([z.shape[0], self.z_dim, 1, 1]))
+    def forward(self, z, y=None):
+        x = z.reshape([z.shape[0], self.z_dim, 1, 1])
+        return self.net(x) if y is None else run(self.net, x, y)
 
 
 class DCGANDiscriminator(SequentialDiscriminator):
@@ -51,8 +55,7 @@ class DCGANDiscriminator(SequentialDiscriminator):
 
 
 def generator(m) -> Generator:
-    G = DCGANGenerator(m.z_dim + m.num_classes, m.img_size, m.channels, m.arch.g_channels)
-    return LabelJoinedToZ(G, m.num_classes) if m.num_classes else G
+    return conditioned(m, lambda z_in, cbn: DCGANGenerator(z_in, m.img_size, m.channels, m.arch.g_channels, cbn))
 
 
 def discriminator(m) -> DCGANDiscriminator:

@@ -75,6 +75,55 @@ class LabelJoinedToZ(Generator):
         return self.G(paddle.concat([z, self.embed(y)], axis=1))
 
 
+class ConditionalBatchNorm2D(nn.Layer):
+    """Conditional BatchNorm (de Vries 2017; Miyato & Koyama 2018, as BigGAN and StudioGAN): batch
+    statistics without an affine of their own, then a gain and a bias per class, learned as
+    embeddings (gain 1, bias 0 at the start, so it starts as plain BatchNorm)."""
+
+    def __init__(self, num_features: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2D(num_features, weight_attr=False, bias_attr=False)
+        self.gain = nn.Embedding(num_classes, num_features,
+                                 weight_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(1.0)))
+        self.bias = nn.Embedding(num_classes, num_features,
+                                 weight_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
+
+    def forward(self, x, y):
+        return self.bn(x) * self.gain(y).unsqueeze([2, 3]) + self.bias(y).unsqueeze([2, 3])
+
+
+def batch_norm(num_features: int, num_classes: int = 0) -> nn.Layer:
+    """BatchNorm2D, or with num_classes its class-conditional form."""
+    return ConditionalBatchNorm2D(num_features, num_classes) if num_classes else nn.BatchNorm2D(num_features)
+
+
+def run(layers, x, y=None):
+    """x through a sequence of layers, giving the labels to those that take them (conditional
+    BatchNorm, or blocks that hold one)."""
+    for layer in layers:
+        x = layer(x, y) if getattr(layer, "takes_labels", False) or isinstance(layer, ConditionalBatchNorm2D) \
+            else layer(x)
+    return x
+
+
+def _concat(m, build):
+    G = build(m.z_dim + m.num_classes, 0)
+    return LabelJoinedToZ(G, m.num_classes) if m.num_classes else G
+
+
+def _cbn(m, build):
+    return build(m.z_dim, m.num_classes)
+
+
+G_CONDS = {"concat": _concat, "cbn": _cbn}  # model.g_cond: how the label enters a G that offers the choice
+
+
+def conditioned(m, build) -> Generator:
+    """The G of a model that offers model.g_cond: build(z inputs, classes of its conditional BatchNorm,
+    0 = plain BatchNorm) made as g_cond says (unconditional: build(z_dim, 0))."""
+    return G_CONDS[m.arch.g_cond](m, build) if m.num_classes else build(m.z_dim, 0)
+
+
 def num_up(img_size: int) -> int:
     """Stride-2 stages between 4x4 and img_size (img_size = 4 * 2^k)."""
     return int(round(math.log2(img_size // 4)))
@@ -85,7 +134,7 @@ def dcgan_init(model: nn.Layer) -> nn.Layer:
     for layer in model.sublayers():
         if isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose, nn.Linear)):
             layer.weight.set_value(paddle.normal(0.0, 0.02, layer.weight.shape))
-        elif isinstance(layer, (nn.BatchNorm1D, nn.BatchNorm2D)):
+        elif isinstance(layer, (nn.BatchNorm1D, nn.BatchNorm2D)) and layer.weight is not None:
             layer.weight.set_value(paddle.normal(1.0, 0.02, layer.weight.shape))
         else:
             continue
@@ -94,11 +143,22 @@ def dcgan_init(model: nn.Layer) -> nn.Layer:
     return model
 
 
+def orthogonal_init(model: nn.Layer) -> nn.Layer:
+    """Orthogonal conv/linear weights, biases 0 (Saxe 2014; StudioGAN's "ortho" for its ResNets);
+    BatchNorm and embeddings keep theirs."""
+    for layer in model.sublayers():
+        if isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose, nn.Linear)):
+            nn.initializer.Orthogonal()(layer.weight)
+            if layer.bias is not None:
+                layer.bias.set_value(paddle.zeros(layer.bias.shape))
+    return model
+
+
 def _framework_default(model: nn.Layer) -> nn.Layer:
     return model
 
 
-INITS = {"dcgan": dcgan_init, "paddle": _framework_default}  # model.init
+INITS = {"dcgan": dcgan_init, "paddle": _framework_default, "ortho": orthogonal_init}  # model.init
 
 
 def spectral_norm(model: nn.Layer) -> nn.Layer:

@@ -49,6 +49,25 @@ def atomic_write(path: str, write) -> None:
     fsync_dir(folder)
 
 
+def append_line(path: str, line: str) -> None:
+    """Append one line to a log file under an exclusive lock, in one write, fsynced: concurrent
+    writers (several tools/eval.py on one run) never lose or interleave a line, and nothing already
+    there is rewritten."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no flock (Windows, some network mounts): O_APPEND alone
+            pass
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 

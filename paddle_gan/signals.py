@@ -16,6 +16,9 @@ class StopOnSignal:
 
     def _handle(self, signum, frame):
         if self.signum is not None and signum == signal.SIGINT:
+            # aborting: the process is on its way out, and a burst of further Ctrl-Cs must not raise
+            # again in the middle of the clean-up (or in an atexit callback, as a traceback)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise KeyboardInterrupt
         if self.signum is not None:  # e.g. paddle.distributed.launch sends SIGTERM up to three times
             return
@@ -39,9 +42,11 @@ class StopOnSignal:
     def __exit__(self, *exc):
         if self.signum is not None:  # the process is on its way out. A repeated SIGTERM (paddle's launcher
             # sends it to the ranks still running once one has exited) must not reach Paddle's own handler,
-            # which aborts, nor kill the process after the save: Python resets its handlers to the default
-            # while it shuts down, but leaves an ignored signal ignored. SIGINT keeps ours (aborts at once).
+            # which aborts, nor kill the process after the save; nor a Ctrl-C of a burst, which would
+            # raise in Python's shutdown (an "Exception ignored in atexit callback" traceback): the
+            # checkpoint is written by now. Python leaves an ignored signal ignored while it shuts down.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             return
         for s, h in self._previous.items():
             signal.signal(s, h)

@@ -103,7 +103,7 @@ def test_exact_resume_matches_straight_run(tmp_path):
         pts = vdl_scalars(resumed, tag)
         assert [s for s, _ in pts] == [r["step"] for r in rows_b], tag
         np.testing.assert_allclose([v for _, v in pts], [r[key] for r in rows_b], rtol=1e-6)
-    assert os.listdir(resumed / "vdl") == ["vdlrecords.paddle_gan.log"]
+    assert sorted(os.listdir(resumed / "vdl")) == ["position.json", "vdlrecords.paddle_gan.log"]
 
 
 def test_resume_after_kill_drops_rows_past_the_checkpoint(tmp_path):

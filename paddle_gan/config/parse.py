@@ -16,6 +16,42 @@ from .models import MODELS, keys_of, owners
 from .schema import COMMON_MODEL_KEYS, Config, ModelConfig
 
 
+MAX_FILE = 1 << 20  # bytes: a config is a few kB; a bigger file is refused, never cut
+MAX_DEPTH = 16  # nesting of YAML collections (a config needs 3: sections, keys, lists)
+MAX_NODES = 100_000  # YAML nodes in one document
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that construct objects), bounded: no aliases at all (a config
+    never needs them, and nested aliases are the 'billion laughs' that expand without bound), at most
+    MAX_DEPTH levels of nesting and MAX_NODES nodes. Breaking a bound raises ConfigError."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ConfigError(f"{self.where}: YAML aliases (*name) are not allowed in a config (line {mark.line + 1})")
+        self.depth = getattr(self, "depth", 0) + 1
+        self.nodes = getattr(self, "nodes", 0) + 1
+        if self.depth > MAX_DEPTH or self.nodes > MAX_NODES:
+            mark = self.peek_event().start_mark
+            what = f"nested deeper than {MAX_DEPTH} levels" if self.depth > MAX_DEPTH else f"more than {MAX_NODES} values"
+            raise ConfigError(f"{self.where}: {what} (line {mark.line + 1}); a config is a few sections of keys")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def safe_yaml(text: str, where: str):
+    """The YAML document in text, through the bounded loader; yaml.YAMLError for bad syntax."""
+    loader = _Loader(text)
+    loader.where = where
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp)
 
@@ -83,9 +119,11 @@ def _target(cfg: Config, key: str):
 def _set(cfg: Config, key: str, value, raw: bool = False) -> None:
     holder, name, tp = _target(cfg, key)
     if raw and tp is not str:  # an -o value: parse it as YAML, except for plain strings
+        if len(value) > MAX_FILE:
+            raise ConfigError(f"{key}: a value of {len(value)} characters; at most {MAX_FILE}")
         try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
+            value = safe_yaml(value, key)
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"{key}: cannot parse value {echo(value)}") from None
     value = _coerce(key, value, tp)
     if key == "model.name":
@@ -160,8 +198,11 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"{path} is not a regular file; give a config file (configs/*.yaml)")
         try:
             with open(path, "rb") as f:
-                text = f.read(1 << 20).decode("utf-8")  # a config is a few kB; 1 MB is plenty
-            data = yaml.safe_load(text)
+                raw = f.read(MAX_FILE + 1)
+            if len(raw) > MAX_FILE:
+                raise ConfigError(f"{path}: larger than {MAX_FILE} bytes (1 MiB); a config is a few kB, and a bigger "
+                                  f"file is refused, not cut")
+            data = safe_yaml(raw.decode("utf-8"), str(path))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except UnicodeDecodeError:

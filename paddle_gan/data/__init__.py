@@ -53,4 +53,9 @@ def build_dataset(data, model) -> ArrayDataset:
         raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
     if data.name not in LOADERS:
         raise DataError(f"data.name: unknown dataset {data.name!r}")
-    return LOADERS[data.name](data, model)
+    ds = LOADERS[data.name](data, model)
+    if model.num_classes and len(ds.labels) and not 0 <= int(ds.labels.min()) <= int(ds.labels.max()) < model.num_classes:
+        bad = int(ds.labels.max()) if int(ds.labels.max()) >= model.num_classes else int(ds.labels.min())
+        raise DataError(f"{data.name}: a label is {bad}, outside 0..{model.num_classes - 1} "
+                        f"(model.num_classes={model.num_classes}; damaged label file?)")
+    return ds

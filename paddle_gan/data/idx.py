@@ -3,7 +3,9 @@ dataset-fashion-mnist folder, and the Fashion-MNIST test split bundled in the pa
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 
 import numpy as np
 
@@ -35,27 +37,36 @@ CLASSES = {  # label -> name
 }
 
 
+MAX_IDX_BYTES = 1 << 31  # 2 GiB of pixels: 40x MNIST's train split; a header claiming more is refused
+
+
 def read_idx(path: str) -> np.ndarray:
-    """Read an IDX file (.gz or raw) of unsigned bytes; checks the magic number and the length."""
+    """Read an IDX file (.gz or raw) of unsigned bytes. The header is read and checked first (magic
+    number, then the size its dimensions give, as a Python integer, against MAX_IDX_BYTES), then
+    exactly that many bytes are inflated: a gzip bomb or a header that lies cannot fill memory."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
-        if path.endswith(".gz") or raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped or path.endswith(".gz") else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
+            raw_dims = f.read(4 * head[3])
+            if len(raw_dims) < 4 * head[3]:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = [int.from_bytes(raw_dims[4 * i: 4 * i + 4], "big") for i in range(head[3])]
+            size = math.prod(dims)  # Python integers: no int64 wrap-around
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: the IDX header claims shape {dims} ({size} bytes), more than the "
+                                f"{MAX_IDX_BYTES} bytes a dataset here may have")
+            data = f.read(size)
+            extra = f.read(1)
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({e})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    size = int(np.prod(dims))
-    if len(raw) - header != size:
+    if len(data) != size or extra:
         raise DataError(f"{path}: truncated or oversized IDX file (expected {size} data bytes for "
-                        f"shape {dims}, found {len(raw) - header})")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+                        f"shape {dims}, found {len(data)}{' and more' if extra else ''})")
+    return np.frombuffer(data, np.uint8).reshape(dims)
 
 
 def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: int,

@@ -20,14 +20,36 @@ from .arrays import ArrayDataset, cache_dir, log, resize_square
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
+# What a file is, by its first bytes, as OpenCV picks its decoder: only these four are decoded, so
+# that the size read from the header below is the size the decoder will allocate. (A Radiance HDR
+# file named huge.png decoded to 2.1 GB past data.max_pixels when any header PIL could not read was
+# let through.)
+SIGNATURES = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "BMP": (b"BM",), "WEBP": (b"RIFF",)}
+
+
+def _format(head: bytes) -> str | None:
+    for name, starts in SIGNATURES.items():
+        if head.startswith(starts) and (name != "WEBP" or head[8:12] == b"WEBP"):
+            return name
+    return None
+
+
 def _pixels(path: str) -> int | None:
-    """Width x height from the file's header, without decoding it (None if no header is readable)."""
+    """Width x height from the file's header, without decoding it; None unless the file is a PNG,
+    JPEG, BMP or WebP by its content and PIL reads that format's header."""
     from PIL import Image
 
+    try:
+        with open(path, "rb") as f:
+            kind = _format(f.read(16))
+    except OSError:
+        return None
+    if kind is None:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
         try:
-            with Image.open(path) as im:
+            with Image.open(path, formats=[kind]) as im:
                 return im.size[0] * im.size[1]
         except Image.DecompressionBombError:  # over twice PIL's own limit: certainly over ours too
             return 1 << 62
@@ -38,7 +60,9 @@ def _pixels(path: str) -> int | None:
 def _decode(path: str, img_size: int, channels: int, max_pixels: int):
     """(C x S x S uint8 image, None) or (None, why it was skipped)."""
     pixels = _pixels(path)
-    if pixels is not None and pixels > max_pixels:
+    if pixels is None:  # never decoded: its size cannot be known before the decoder allocates it
+        return None, "unsized"
+    if pixels > max_pixels:
         return None, "too big"
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR  # grey/RGBA -> the config's channels
     try:
@@ -58,7 +82,10 @@ def _image_files(folder: str, seen: set, skipped: list) -> list[str]:
     loops back, or a second way into a folder already read, is not followed again. Only regular
     files count: FIFOs, sockets, devices and dangling or looping links are appended to `skipped`."""
     files = []
-    for d, dirs, names in os.walk(folder, followlinks=True):
+    def unreadable(e: OSError) -> None:  # a sub-folder that cannot be listed is counted, not lost silently
+        skipped.append(("folder", e.filename))
+
+    for d, dirs, names in os.walk(folder, followlinks=True, onerror=unreadable):
         try:
             st = os.stat(d)
         except OSError:
@@ -141,11 +168,15 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
             decoded.append(item)
             bar.update(1)
     ok = [i for i, (im, _) in enumerate(decoded) if im is not None]
-    why = Counter(reason for _, reason in decoded if reason) + Counter({"not a regular file": len(irregular)})
+    folders = [p for p in irregular if isinstance(p, tuple)]
+    why = (Counter(reason for _, reason in decoded if reason)
+           + Counter({"not a regular file": len(irregular) - len(folders), "unreadable folder": len(folders)}))
     if why:
         said = {"undecodable": "do not decode as images", "too big": f"have more than data.max_pixels={max_pixels} pixels",
-                "not a regular file": "are not regular files (FIFOs, devices, broken links)"}
-        log(f"image_folder: skipped {sum(why.values())} of {len(files) + len(irregular)} files: "
+                "unsized": "are not PNG, JPEG, BMP or WebP by their content (or their header cannot be read)",
+                "not a regular file": "are not regular files (FIFOs, devices, broken links)",
+                "unreadable folder": "are folders that cannot be read (permissions)"}
+        log(f"image_folder: skipped {sum(why.values())} of {len(files) + len(irregular)} entries: "
             + "; ".join(f"{n} {said[k]}" for k, n in sorted(why.items())))
     if not ok:
         raise DataError(f"data.root {root!r}: none of the {len(files)} image files decode within the limits "

@@ -28,10 +28,12 @@ import paddle
 
 from .. import __version__, device, safepickle
 from ..errors import CheckpointError, TrainingError
+from ..config.choices import echo
 from ..files import atomic_write_text, fsync_dir
 from . import layout
 from .checkpoint_history import list_checkpoints, rotate
-from .state_json import FORMAT, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state, read_verified
+from .state_json import (FORMAT, GENERATOR_ONLY, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state,
+                         read_verified)
 
 
 def _sha256(path: str) -> str:
@@ -99,15 +101,70 @@ def read_state_dict(ckpt: str, meta: dict, name: str) -> dict:
         raise CheckpointError(f"{path}: cannot load ({type(e).__name__})") from None
 
 
-def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
+NAMES_KEY = "StructuredToParameterName@@"  # paddle.save's map of structured names to parameter names
+
+
+def save_generator_only(ckpt: str, out: str) -> str:
+    """A copy of checkpoint `ckpt` that holds only what generate, eval and export read: its EMA
+    generator (or G), the fixed noise and state.json (contents: generator), verified as it is read and
+    written atomically. A few MB instead of G, D and both optimizers: what paddle_gan/zoo ships."""
+    meta = read_state(ckpt, verify=True)
+    keep = [STATE_DICTS["G_ema" if STATE_DICTS["G_ema"] in meta["files"] else "G"], NOISE_FILE]
+    tmp = f"{out.rstrip(os.sep)}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        for name in keep:
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(read_verified(ckpt, meta, name))
+        small = dict(meta, contents=GENERATOR_ONLY, files={n: meta["files"][n] for n in keep})
+        atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(small, indent=1) + "\n")
+        if os.path.exists(out):
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def check_fits(path: str, loaded: dict, expected: dict) -> None:
+    """Raise CheckpointError (one line naming the file, the key and both shapes or dtypes) unless the
+    state dict `loaded` has exactly the tensors of `expected` ({key: (shape, dtype name)}): Paddle's
+    set_state_dict only warns and keeps the fresh weights of a tensor that does not fit."""
+    for key, (shape, dtype) in expected.items():
+        if key not in loaded:
+            raise CheckpointError(f"{path}: missing {key} (the model has it: {dtype} {shape})")
+        v = loaded[key]
+        have = (list(np.shape(v)), str(np.asarray(v).dtype) if isinstance(v, np.ndarray) else type(v).__name__)
+        if have[0] != list(shape) or have[1] != dtype:
+            raise CheckpointError(f"{path}: {key} is {have[1]} {have[0]}, the model expects {dtype} {list(shape)}")
+    names = loaded.get(NAMES_KEY, {})
+    if not isinstance(names, dict) or not all(isinstance(x, str) for kv in names.items() for x in kv):
+        raise CheckpointError(f"{path}: {NAMES_KEY} must map names to names")
+    extra = [k for k in loaded if k not in expected and k != NAMES_KEY]
+    if extra:
+        raise CheckpointError(f"{path}: {len(extra)} tensor(s) the model does not have, e.g. {echo(extra[0])}")
+
+
+def load_checkpoint(ckpt: str, meta: dict | None = None, expected=None) -> dict:
     """Everything a resume needs, each file read and verified once: the state.json fields plus the
     G, D, opt_G, opt_D state dicts, fixed_noise, the parsed Config under 'cfg' and the folder under
-    'path'. `meta`: state.json as already read (read_state(ckpt, verify=False)), if at hand."""
+    'path'. `meta`: state.json as already read (read_state(ckpt, verify=False)), if at hand.
+    expected(cfg) -> {state dict key: {tensor key: (shape, dtype)}} (gan/fit.py): every file is
+    checked against the models and optimizers its config builds (check_fits)."""
     meta = meta or read_state(ckpt, verify=False)
+    if meta.get("contents") == GENERATOR_ONLY:
+        raise CheckpointError(f"{ckpt}: a generator-only checkpoint (for generate, eval and export); it holds no D or "
+                              f"optimizer state to continue training from")
     out = dict(meta, cfg=checkpoint_config(meta), path=ckpt)
     for key, name in STATE_DICTS.items():
         if name in meta["files"]:  # check_state made sure that every file the run needs is listed
             out[key] = read_state_dict(ckpt, meta, name)
+    want = expected(out["cfg"], out) if expected else {}
+    for key, name in STATE_DICTS.items():
+        if key in want and key in out:
+            check_fits(os.path.join(ckpt, name), out[key], want[key])
     try:
         noise = np.load(io.BytesIO(read_verified(ckpt, meta, NOISE_FILE)), allow_pickle=False)
     except ValueError as e:
@@ -120,12 +177,12 @@ def load_checkpoint(ckpt: str, meta: dict | None = None) -> dict:
     return out
 
 
-def load_latest(run_dir: str, log=print) -> dict | None:
-    """load_checkpoint of the newest checkpoint of a run that loads; damaged ones are skipped,
-    saying so. None if there is none."""
+def load_latest(run_dir: str, log=print, expected=None) -> dict | None:
+    """load_checkpoint of the newest checkpoint of a run that loads; damaged ones (and, with
+    `expected`, ones whose tensors do not fit) are skipped, saying so. None if there is none."""
     for _, path in reversed(list_checkpoints(run_dir)):
         try:
-            return load_checkpoint(path)
+            return load_checkpoint(path, expected=expected)
         except CheckpointError as e:
             log(f"skipping checkpoint {path}: {e}")
     return None

@@ -17,7 +17,8 @@ CONFIG = "config.yaml"  # the resolved config of the latest start
 METRICS = "metrics.jsonl"  # one JSON row per log interval and per evaluation
 SAMPLES = "samples"  # fixed-noise sample grids, one PNG per sampled step
 VDL = "vdl"  # VisualDL's logdir
-VDL_RECORDS = "vdlrecords.paddle_gan.log"  # the one record file in it (logger.RunLogger rebuilds it at every start)
+VDL_RECORDS = "vdlrecords.paddle_gan.log"  # the one record file in it (vdl_view.py continues it across starts)
+VDL_POSITION = "position.json"  # beside it: the file's size and last step at the last flush
 CURVES = "curves.png"
 PROGRESS_GIF = "progress.gif"
 LOCK = "train.lock"  # runlock.RunLock: one writer per run folder
@@ -64,6 +65,10 @@ def sample_files(run: str) -> list[tuple[int, str]]:
 
 def vdl_dir(run: str) -> str:
     return os.path.join(run, VDL)
+
+
+def vdl_position_path(vdl: str) -> str:
+    return os.path.join(vdl, VDL_POSITION)
 
 
 def curves_path(run: str) -> str:

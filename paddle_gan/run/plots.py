@@ -9,6 +9,7 @@ import numpy as np
 from . import layout
 from ..files import atomic_write_bytes
 from ..images import read_png
+from ..progress import say
 from .run_log import read_metrics
 
 # evaluation panels: each score on its own linear axis (precision/recall and density/coverage share one)
@@ -45,7 +46,7 @@ def curves_png(rows: list[dict], training: list) -> bytes:
                     ax.annotate(f"{y[-1]:.3g}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4),
                                 fontsize=8, color=line.get_color())
         ax.set_title(title, fontsize=9, loc="left")
-        ax.margins(x=0.06)  # room for the last value's label
+        ax.margins(x=0.06, y=0.18)  # room for the last value's label, also at the top and bottom of a panel
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("step")
@@ -83,4 +84,5 @@ def write_run_pictures(run_dir: str, gif: bool, training: list) -> None:
     if rows:
         atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows, training))
     if gif:
+        say(f"writing {layout.progress_gif_path(run_dir)} ({len(layout.sample_files(run_dir))} sample grids)")
         write_progress_gif(run_dir, layout.progress_gif_path(run_dir))

@@ -1,17 +1,12 @@
 """Run logging: the metrics log (one JSON row per interval: the record), the sample grid PNGs,
 and the VisualDL view of both (file names: layout.py).
 
-The metrics log and the sample grids are the source of truth. VisualDL shows only the newest
-vdlrecords file of a folder, so a resumed run cannot simply add a second file, and appending to the
-old one would keep points logged after the checkpoint a run resumes from (a run killed between two
-saves). Instead the logger owns one file in the VisualDL folder, vdlrecords.paddle_gan.log, and on
-every start deletes it and replays the metrics log and the sample grids up to the resume step (with
-the original wall times), then keeps appending. Rows and grids past the resume step are dropped first, so every step appears once; a kill
-during the replay is harmless, as the next start replays again.
+The metrics log and the sample grids are the source of truth; VisualDL's view of them (vdl_view.py)
+is continued across starts, and rebuilt from them only when it cannot be. Rows and grids past the
+resume step are dropped first (read from the log's tail), so every step appears once.
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import time
@@ -19,12 +14,12 @@ import time
 import numpy as np
 
 from . import layout
-from ..files import atomic_write_bytes, atomic_write_text
-from ..images import encode_png, read_png
+from ..files import atomic_write_bytes
+from ..images import encode_png
 from ..progress import say
 from .checkpoint_history import move_aside
+from .vdl_view import VisualDLView
 
-IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
 # metrics log key -> VisualDL tag, for the keys the loop adds to a row; the step's own keys come with
 # their tags (RunLogger's `tags`: gan/objective.py TAGS, the group "GAN", which VisualDL sorts before
 # lr, perf and score and opens first). Any other numeric key is an evaluation score: score/<key>
@@ -68,22 +63,59 @@ def tag_for(key: str, tags: dict, generator: str = "G") -> str:
     return tags.get(key, f"score/{key}" if generator == "G" else f"score/{generator}/{key}")
 
 
+def split_tail(path: str, step: int) -> tuple[int, list[dict], list[bytes]]:
+    """(the byte offset where the rows up to `step` end, the rows after it, the lines after it that are
+    not rows) of a metrics log, read backwards from its end: the cost is that of the tail, not of the
+    history (rows are written in step order). A last line without its newline is a torn write."""
+    if not os.path.isfile(path):
+        return 0, [], []
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        start, data = size, b""
+        while True:
+            n = min(1 << 16, start)
+            start -= n
+            f.seek(start)
+            data = f.read(n) + data
+            lines = data.split(b"\n")  # the last element is what follows the last newline (b"" if none)
+            offsets, pos = [], start
+            for line in lines:
+                offsets.append(pos)
+                pos += len(line) + 1
+            first = 0 if start == 0 else 1  # lines[0] may be cut off by the chunk edge
+            for i in range(len(lines) - 2, first - 1, -1):  # complete lines only, newest first
+                row = _row(lines[i])
+                if row is not None and row["step"] <= step:
+                    keep, tail = offsets[i] + len(lines[i]) + 1, lines[i + 1:]
+                    break
+            else:
+                if start > 0:
+                    continue
+                keep, tail = 0, lines
+            rows = [r for r in (_row(ln) for ln in tail if ln.strip()) if r is not None]
+            bad = [ln + b"\n" for ln in tail if ln.strip() and _row(ln) is None]
+            if tail and tail[-1].strip() and _row(tail[-1]) is not None:  # a row without its newline: torn
+                rows.pop()
+                bad.append(tail[-1] + b"\n")
+            return keep, rows, bad
+
+
 class RunLogger:
     """Writes metrics rows and sample grids of one run folder, continuing from `start_step`.
 
     Rows and grids after start_step are a history that will not be continued: the steps a killed run
     logged after its last checkpoint (dropped: they are trained again, identically), or with
-    `abandoned` (history.abandon_later's folder) a branch left behind, moved there. Lines of the log
-    that are not rows are moved beside it (layout.rejected_metrics_path) with a warning, never deleted."""
+    `abandoned` (checkpoint_history.abandon_later's folder) a branch left behind, moved there. Lines of
+    the log's tail that are not rows (a write cut off by a kill) are moved beside it
+    (layout.rejected_metrics_path) with a warning, never deleted. A start reads only the log's tail and
+    continues the VisualDL view (vdl_view.py), so it costs the same after 10 rows as after 10 million."""
 
     def __init__(self, run_dir: str, start_step: int, tags: dict, flush_secs: int = 10, abandoned: str | None = None):
         """tags: the VisualDL tag of each key the step returns (gan/objective.py TAGS)."""
-        from visualdl import LogWriter  # imported here: it is slow to import and only the trainer needs it
-
         self.run_dir, self.tags = run_dir, {**tags, **LOOP_TAGS}
         self.metrics_path = layout.metrics_path(run_dir)
         os.makedirs(layout.samples_dir(run_dir), exist_ok=True)
-        all_rows, bad = split_metrics(self.metrics_path)
+        keep, later_rows, bad = split_tail(self.metrics_path, start_step)
         if bad:
             with open(layout.rejected_metrics_path(run_dir), "ab") as f:
                 f.write(b"".join(bad))
@@ -91,30 +123,24 @@ class RunLogger:
                 os.fsync(f.fileno())
             say(f"warning: {len(bad)} line(s) of {self.metrics_path} are not log rows (a write cut off by a kill, "
                 f"or damage); moved to {layout.rejected_metrics_path(run_dir)}")
-        rows = [r for r in all_rows if r["step"] <= start_step]
         later = [p for s, p in layout.sample_files(run_dir) if s > start_step]
         if abandoned:
-            move_aside([r for r in all_rows if r["step"] > start_step], later, abandoned)
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+            move_aside(later_rows, later, abandoned)
+        if later_rows or bad:
+            os.truncate(self.metrics_path, keep)
         for path in later if not abandoned else ():
             os.unlink(path)
-        samples = [(s, p) for s, p in layout.sample_files(run_dir) if s <= start_step]
-        vdl_dir = layout.vdl_dir(run_dir)
-        os.makedirs(vdl_dir, exist_ok=True)
-        for old in glob.glob(os.path.join(vdl_dir, "vdlrecords*")):  # ours included: replayed below
-            os.unlink(old)
-        self.vdl = LogWriter(logdir=vdl_dir, file_name=layout.VDL_RECORDS, flush_secs=flush_secs)
-        for row in rows:
-            self._vdl_scalars(row)
-        for step, path in samples:
-            self.vdl.add_image(IMAGE_TAG, read_png(path), step, walltime=int(os.path.getmtime(path) * 1000))
+        self.view = VisualDLView(run_dir, start_step, flush_secs,
+                                 rows_after=lambda s: split_tail(self.metrics_path, s)[1],
+                                 all_rows=lambda: [r for r in read_metrics(self.metrics_path) if r["step"] <= start_step])
+        self.view.replay(self._vdl_scalars)
         self._metrics = open(self.metrics_path, "a")
 
     def _vdl_scalars(self, row: dict) -> None:
         wall = int(row.get("time", time.time()) * 1000)
         for key, value in row.items():
             if key not in NOT_PLOTTED and isinstance(value, (int, float)):
-                self.vdl.add_scalar(tag_for(key, self.tags, row.get("generator", "G")), float(value), row["step"], walltime=wall)
+                self.view.scalar(tag_for(key, self.tags, row.get("generator", "G")), float(value), row["step"], wall)
 
     def scalars(self, row: dict) -> None:
         """One metrics log row ({'step': ..., name: value}); also plotted in VisualDL."""
@@ -127,18 +153,18 @@ class RunLogger:
         """Save a uint8 HWC sample grid as samples/step_XXXXXXX.png and show it in VisualDL."""
         path = layout.sample_path(self.run_dir, step)
         atomic_write_bytes(path, encode_png(grid))
-        self.vdl.add_image(IMAGE_TAG, np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid, step)
+        self.view.image(step, np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid)
         return path
 
     def flush(self) -> None:
         self._metrics.flush()
         os.fsync(self._metrics.fileno())
-        self.vdl.flush()
+        self.view.flush()
 
     def close(self) -> None:
         """Flush and close; never raises, as it runs while an error (e.g. disk full) is being reported."""
         if not self._metrics.closed:
-            for fn in (self.flush, self._metrics.close, self.vdl.close):
+            for fn in (self.flush, self._metrics.close, self.view.close):
                 try:
                     fn()
                 except Exception:

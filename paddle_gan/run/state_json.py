@@ -26,14 +26,22 @@ STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D"
 NOISE_FILE = "fixed_noise.npy"
 KNOWN_FILES = (*STATE_DICTS.values(), NOISE_FILE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_FILE_BYTES = 1 << 40  # no checkpoint file of any model here comes near 1 TiB
+MAX_POSITION = 10 ** 12  # epochs, and images into an epoch
 
 
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def required_files(cfg) -> list[str]:
-    """The files a checkpoint of a run with config `cfg` must hold (G_ema only with train.ema)."""
+GENERATOR_ONLY = "generator"  # state.json "contents" of a checkpoint that holds a generator alone (the zoo)
+
+
+def required_files(cfg, contents: str = "") -> list[str]:
+    """The files a checkpoint of a run with config `cfg` must hold (G_ema only with train.ema); a
+    generator-only one holds the generator that tools use (G_ema with train.ema, else G) and the noise."""
+    if contents == GENERATOR_ONLY:
+        return [STATE_DICTS["G_ema" if cfg.train.ema else "G"], NOISE_FILE]
     return [name for key, name in STATE_DICTS.items() if key != "G_ema" or cfg.train.ema] + [NOISE_FILE]
 
 
@@ -67,15 +75,17 @@ def check_state(meta, ckpt: str) -> None:
     need(isinstance(files, dict), f"files must be a mapping of file name -> size and hash, got {type(files).__name__}")
     for name, info in files.items():
         need(name in KNOWN_FILES, f"lists {name!r}, which is not a file of a checkpoint ({', '.join(KNOWN_FILES)})")
-        need(isinstance(info, dict) and _is_int(info.get("bytes")) and info["bytes"] >= 0
+        need(isinstance(info, dict) and _is_int(info.get("bytes")) and 0 <= info["bytes"] <= MAX_FILE_BYTES
              and isinstance(info.get("sha256"), str) and bool(_SHA256.match(info["sha256"])),
-             f"files[{name!r}] must hold bytes (a whole number) and sha256 (64 hex digits)")
-    for name in required_files(cfg):
+             f"files[{name!r}] must hold bytes (a whole number up to {MAX_FILE_BYTES}) and sha256 (64 hex digits)")
+    need(meta.get("contents", "") in ("", GENERATOR_ONLY), f"contents must be \"{GENERATOR_ONLY}\" or absent")
+    for name in required_files(cfg, meta.get("contents", "")):
         need(name in files, f"does not list {name} (every file of a checkpoint is listed with its size and hash)")
     data = meta.get("data")
-    need(isinstance(data, dict) and set(data) == {"epoch", "offset"} and all(_is_int(v) and v >= 0 for v in data.values()),
-         "data must be {epoch, offset}, whole numbers >= 0")
-    need(_is_int(meta.get("seed")), "seed must be a whole number")
+    need(isinstance(data, dict) and set(data) == {"epoch", "offset"}
+         and all(_is_int(v) and 0 <= v <= MAX_POSITION for v in data.values()),
+         f"data must be {{epoch, offset}}, whole numbers in 0..{MAX_POSITION}")
+    need(_is_int(meta.get("seed")) and 0 <= meta["seed"] < 2 ** 32, "seed must be a whole number in 0..2^32-1")
     need(isinstance(meta.get("amp", {}), dict), "amp must be a mapping")
     need(all(isinstance(meta.get(k, ""), str) for k in ("device", "paddle_build", "paddle", "paddle_gan")),
          "device, paddle_build, paddle and paddle_gan must be strings")
@@ -122,6 +132,8 @@ def read_verified(ckpt: str, meta: dict, name: str) -> bytes:
     fp = os.path.join(ckpt, name)
     info = meta["files"][name]
     try:
+        if os.path.isfile(fp) and os.path.getsize(fp) != info["bytes"]:  # before reading a byte of it
+            raise CheckpointError(f"{fp}: size {os.path.getsize(fp)} bytes, expected {info['bytes']} (truncated?)")
         data = _read_regular(fp, info["bytes"] + 1)  # never more than it claims: a huge file cannot fill memory
     except FileNotFoundError:
         raise CheckpointError(f"{fp}: missing") from None

@@ -13,10 +13,14 @@ setup(
     name="paddle_gan",
     version="0.1.0",
     description="Classic GANs (MLP GAN, DCGAN) in PaddlePaddle: train, resume exactly, watch in VisualDL",
-    packages=find_packages(include=["paddle_gan", "paddle_gan.*"]),
+    packages=find_packages(include=["paddle_gan", "paddle_gan.*"]) + ["paddle_gan.configs"],
+    # configs/ of the repository, installed inside the package: the installed commands find the quickstart
+    package_dir={"paddle_gan.configs": "configs"},
     # ops/: the oneDNN convolution operator's source and the oneDNN headers it is compiled against
-    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*", "ops/*.cc", "ops/third_party/onednn/*",
-                                 "ops/third_party/onednn/include/oneapi/dnnl/*"]},
+    package_data={"paddle_gan": ["_data/fashion_mnist/*", "metrics/weights/*", "zoo/*/*", "ops/*.cc", "ops/third_party/onednn/*",
+                                 "ops/third_party/onednn/include/oneapi/dnnl/*"], "paddle_gan.configs": ["*.yaml"]},
+    entry_points={"console_scripts": [f"paddle-gan-{name.replace('_', '-')}=paddle_gan.commands.{name}:main"
+                                      for name in ("train", "eval", "generate", "export", "train_evaluator")]},
     python_requires=">=3.9",
     install_requires=[
         "numpy",
@@ -27,7 +31,8 @@ setup(
         "tqdm",  # live progress bars on a terminal (a well-kept library instead of a hand-made bar)
     ],
     extras_require={
-        "cpu": ["paddlepaddle>=3.0"],  # no "gpu" extra: paddlepaddle-gpu 3.x is not on the default index
-        "test": ["pytest"],
+        "cpu": ["paddlepaddle>=3.0"],  # no "gpu" extra: paddlepaddle-gpu 3.x is not on the default index (README "GPU")
+        "onnx": ["paddle2onnx", "onnxruntime"],  # tools/export.py --format onnx: the Paddle ecosystem's ONNX path
+        "test": ["pytest", "paddle2onnx", "onnxruntime"],  # the ONNX export is tested too
     },
 )

@@ -16,6 +16,7 @@ import paddle
 from . import device, distributed
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
+from .gan import fit
 from .progress import say
 from .run import layout
 from .run.checkpoint import load_checkpoint, load_latest
@@ -24,11 +25,12 @@ from .run.lock import RunLock
 
 
 def resolve(config_path: str | None, overrides: list[str], output: str | None, resume: str | None,
-            probe_lock: bool = True, note=say):
+            probe_lock: bool = True, note=say, default_config: str | None = None):
     """(cfg, run_dir, loaded checkpoint or None) for a command line; raises ConfigError/CheckpointError.
     The checkpoint is read and verified here, once, before any data is decoded. What is worth saying
     (skipped checkpoints, changed settings) goes to `note`.
-    probe_lock: fail now if another trainer holds the run folder (off for the ranks that do not write)."""
+    probe_lock: fail now if another trainer holds the run folder (off for the ranks that do not write).
+    default_config: the config of a new run given none (-c), as --help promises: the quickstart."""
     ckpt = None
     if resume not in (None, "latest"):
         if not os.path.isdir(resume):
@@ -41,7 +43,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
             if output is None and run_dir is None:
                 raise ConfigError(f"--resume {resume}: not inside <run>/checkpoints/; give --output for the run folder")
             output = output or run_dir
-            ckpt = load_checkpoint(resume)
+            ckpt = load_checkpoint(resume, expected=fit.expected)
     if output is None:
         if config_path is None:
             raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
@@ -54,13 +56,18 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         if not os.path.isdir(output):
             note(f"--resume: there is no run folder {output} (nothing to continue): starting a new run there, "
                  f"from step 0")
-        ckpt = load_latest(output, log=lambda m: note(f"warning: {m}"))
+        skipped = []
+        ckpt = load_latest(output, log=lambda m: (skipped.append(m), note(f"warning: {m}")), expected=fit.expected)
         if ckpt is None and list_checkpoints(output):
-            raise CheckpointError(f"--resume: no valid checkpoint in {layout.checkpoints_dir(output)}")
+            raise CheckpointError(f"--resume: no valid checkpoint in {layout.checkpoints_dir(output)} "
+                                  f"(the newest: {skipped[0].split(': ', 1)[-1]})")
         elif ckpt is None:  # killed before its first save: nothing to lose, start from step 0
             note(f"--resume: no checkpoint in {output} yet; starting from step 0")
 
     if ckpt is None:
+        if config_path is None and default_config:
+            config_path = default_config
+            note(f"no config given: a new run of the quickstart ({os.path.relpath(default_config)})")
         if config_path is None:
             raise ConfigError("a new run needs a config file (-c FILE)")
         cfg = load_config(config_path, overrides)
@@ -93,6 +100,7 @@ class Invocation:
     output: str | None = None
     resume: str | None = None
     quickstart: str | None = None  # the quickstart config, used when neither -c nor a run folder is given
+    program: str = "python tools/train.py"  # how the user calls us (the installed command: paddle-gan-train)
 
     def __post_init__(self):
         self.default = self.config is None and self.output is None and self.resume in (None, "latest")
@@ -103,7 +111,7 @@ class Invocation:
         """The exact command that continues the run in run_dir (to `steps` in all, if given): the
         same config and overrides as now (a config file is read again on resume), --output unless
         it is the default folder, and --resume."""
-        args = ["python", "tools/train.py"]
+        args = shlex.split(self.program)
         if self.config and not self.default:
             args += ["-c", self.config]
         if os.path.normpath(run_dir) != os.path.normpath(self.default_output() or ""):
@@ -117,6 +125,13 @@ class Invocation:
 
     def default_output(self) -> str | None:
         return os.path.join("work", os.path.splitext(os.path.basename(self.config))[0]) if self.config else None
+
+
+def configs_dir() -> str:
+    """configs/ of the clone this package is in; installed, the copy inside the package."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    clone = os.path.join(os.path.dirname(here), "configs")
+    return clone if os.path.isfile(os.path.join(clone, "quickstart.yaml")) else os.path.join(here, "configs")
 
 
 def describe_configs(folder: str) -> list[tuple[str, str]]:
@@ -138,15 +153,14 @@ def run(inv: Invocation) -> int:
         world = distributed.init()
         notes: list[str] = []
         cfg, run_dir, ckpt = resolve(inv.config, list(inv.overrides), inv.output, inv.resume,
-                                     probe_lock=world.writer, note=notes.append)
+                                     probe_lock=world.writer, note=notes.append, default_config=inv.quickstart)
         used = device.use(cfg.train.device)
         if world.parallel and used.startswith("gpu"):  # one GPU per process: the launcher's choice for this rank
             paddle.set_device("gpu")
             used = paddle.get_device()
         if world.writer:
             what = (f"no config given: the quickstart ({os.path.relpath(inv.config)}: DCGAN-32 on the Fashion-MNIST "
-                    f"test split inside the package, offline) into {run_dir}/" if inv.default and not ckpt
-                    else f"run folder: {run_dir}")
+                    f"test split, offline) into {run_dir}/" if inv.default and not ckpt else f"run folder: {run_dir}")
             say(f"{what} | device {used} ({device.build()})"
                 + (f" | {world.size} processes x train.batch_size={cfg.train.batch_size}" if world.parallel else ""))
             for line in notes:

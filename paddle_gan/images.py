@@ -12,6 +12,11 @@ def display_scale(img_size: int, at_least: int = 64) -> int:
     return max(1, -(-at_least // img_size))
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float images in [-1, 1] -> uint8 0..255 (rounded), as saved PNGs hold them."""
+    return np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
 def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 1) -> np.ndarray:
     """float images [N, C, H, W] in [-1, 1] -> one uint8 HWC grid (C = 1 or 3), pad pixels between,
     the whole grid enlarged `scale` times by repeating pixels (nearest neighbour: exact pixels)."""
@@ -19,7 +24,7 @@ def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: 
     nrow = nrow or int(math.ceil(math.sqrt(n)))
     ncol = int(math.ceil(n / nrow))
     grid = np.zeros((pad + ncol * (h + pad), pad + nrow * (w + pad), c), np.uint8)
-    pixels = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    pixels = to_uint8(images).transpose(0, 2, 3, 1)
     for i, img in enumerate(pixels):
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)

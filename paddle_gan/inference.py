@@ -3,15 +3,12 @@ generating images and sample grids, latent interpolation, and export for inferen
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from . import seeds
-from .files import atomic_write_text
 from .images import make_grid
 
 
@@ -27,15 +24,22 @@ class Generator:
 
 def open_generator(ckpt: str, raw: bool = False) -> Generator:
     """The checkpoint's EMA generator if it has one (train.ema), else G; raw=True: G always."""
+    from .gan.fit import layer_state
     from .gan.models import build_generator
-    from .run.checkpoint import read_state_dict
+    from .run.checkpoint import check_fits, read_state_dict
+    from .errors import CheckpointError
     from .run.state_json import STATE_DICTS, checkpoint_config, read_state
 
     meta = read_state(ckpt, verify=False)
     cfg = checkpoint_config(meta)
     which = "G_ema" if STATE_DICTS["G_ema"] in meta["files"] and not raw else "G"
+    if STATE_DICTS[which] not in meta["files"]:
+        raise CheckpointError(f"{ckpt}: holds no raw generator {STATE_DICTS[which]} (a generator-only checkpoint of "
+                              f"its EMA generator: leave out --raw)")
     G = build_generator(cfg.model)
-    G.set_state_dict(read_state_dict(ckpt, meta, STATE_DICTS[which]))  # verified as it is read
+    state = read_state_dict(ckpt, meta, STATE_DICTS[which])  # verified as it is read
+    check_fits(os.path.join(ckpt, STATE_DICTS[which]), state, layer_state(G))
+    G.set_state_dict(state)
     G.eval()
     classes = meta.get("classes") or [str(i) for i in range(cfg.model.num_classes)]
     return Generator(G, cfg, which, meta["step"], classes)
@@ -108,65 +112,3 @@ def class_index(spec: str, classes: list[str]) -> int:
         return int(spec)
     shown = ", ".join(f"{i}={c}" for i, c in enumerate(classes))
     raise ConfigError(f"--class {spec}: not a class of this generator ({shown})")
-
-
-def _as_uint8(x):
-    """[N, C, H, W] in [-1, 1] -> uint8 [N, H, W, C] in 0..255. (Clamped with hardtanh before the
-    scaling: paddle.clip with number bounds made paddle.jit.save print "static graph(PIR) not support
-    input out tensor" on every export.)"""
-    return paddle.round((F.hardtanh(x, -1.0, 1.0) + 1.0) * 127.5).astype("uint8").transpose([0, 2, 3, 1])
-
-
-# One class per signature and output.
-class _Exported(paddle.nn.Layer):
-    """z [N, z_dim] float32 -> float [N, C, H, W] in [-1, 1]."""
-
-    def __init__(self, G):
-        super().__init__()
-        self.G = G
-
-    def forward(self, z):
-        return self.G(z)
-
-
-class _ExportedUint8(_Exported):
-    def forward(self, z):
-        return _as_uint8(self.G(z))
-
-
-class _ExportedConditional(_Exported):
-    def forward(self, z, label):
-        return self.G(z, label)
-
-
-class _ExportedConditionalUint8(_Exported):
-    def forward(self, z, label):
-        return _as_uint8(self.G(z, label))
-
-
-def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "", classes=(),
-                     which: str = "G") -> str:
-    """paddle.jit.save the generator (eval mode) to out_dir/generator.*; describe it in export.json.
-    Returns the path prefix to give paddle.jit.load or paddle.inference."""
-    from paddle.static import InputSpec
-
-    m = cfg.model
-    os.makedirs(out_dir, exist_ok=True)
-    G.eval()
-    prefix = os.path.join(out_dir, "generator")
-    layer = {(False, False): _Exported, (False, True): _ExportedUint8, (True, False): _ExportedConditional,
-             (True, True): _ExportedConditionalUint8}[(bool(m.num_classes), uint8)](G)
-    layer.eval()
-    spec = [InputSpec([None, m.z_dim], "float32", "z")] + ([InputSpec([None], "int64", "label")] if m.num_classes else [])
-    paddle.jit.save(layer, prefix, input_spec=spec)
-    colours = "RGB" if m.channels == 3 else "grey"
-    output = (f"uint8 [N, {m.img_size}, {m.img_size}, {m.channels}] in 0..255 (HWC, {colours})" if uint8 else
-              f"float32 [N, {m.channels}, {m.img_size}, {m.img_size}] in [-1, 1] (CHW, {colours})")
-    inputs = f"z: float32 [N, {m.z_dim}], z ~ N(0, I)"
-    if m.num_classes:
-        inputs += f"; label: int64 [N] in 0..{m.num_classes - 1}, the class of each image"
-    info = {"input": inputs, "output": output, "load": f"paddle.jit.load('{prefix}')", "generator": which,
-            "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__,
-            **({"classes": list(classes)} if m.num_classes else {})}
-    atomic_write_text(os.path.join(out_dir, "export.json"), json.dumps(info, indent=1) + "\n")
-    return prefix

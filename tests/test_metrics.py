@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import tool
+from conftest import BUNDLED_DIR, tool
 from paddle_gan.data import BUNDLED_DIR, DataError, load_idx_dataset
 from paddle_gan.metrics import (
     density_coverage,
@@ -195,6 +195,13 @@ def test_inception_shapes_and_pytorch_fid_key_layout(tmp_path):
     ex = InceptionExtractor(path, model=loaded)
     feats, probs = ex.features_and_probs(np.random.default_rng(0).uniform(-1, 1, (2, 1, 32, 32)).astype(np.float32))
     assert feats.shape == (2, 2048) and probs.shape == (2, 1008) and np.isfinite(feats).all()
+    # the Inception Score's probabilities come from the logits without the classifier's bias, as the
+    # reference code (Salimans et al.) and torch-fidelity compute them
+    loaded.fc.bias.set_value(np.random.default_rng(1).normal(0, 3, 1008).astype(np.float32))
+    feats, probs = ex.features_and_probs(np.random.default_rng(0).uniform(-1, 1, (2, 1, 32, 32)).astype(np.float32))
+    logits = feats.astype(np.float64) @ loaded.fc.weight.numpy().astype(np.float64)
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, want / want.sum(1, keepdims=True), rtol=1e-4, atol=1e-7)
     assert sorted(convert_state_dict({"a.running_mean": np.zeros(1)})) == ["a._mean"]
     # without the classifier: features only, so no Inception Score
     del torch_layout["fc.weight"], torch_layout["fc.bias"]
@@ -203,6 +210,65 @@ def test_inception_shapes_and_pytorch_fid_key_layout(tmp_path):
     paddle.save({"Conv2d_1a_3x3.conv.weight": np.zeros((32, 3, 3, 3), np.float32)}, path)
     with pytest.raises(DataError, match="not FID InceptionV3 weights"):
         load_inception(path)
+
+
+def test_the_reference_cache_is_keyed_on_the_weights_and_records_name_them(tmp_path, monkeypatch):
+    """Two Inception weight files never share cached reference features; the record says which."""
+    import paddle
+
+    from paddle_gan.config import Config
+    from paddle_gan.metrics import real_features
+    from paddle_gan.metrics.inception import FIDInceptionV3, InceptionExtractor
+
+    monkeypatch.setenv("PADDLE_GAN_CACHE", str(tmp_path / "cache"))
+    cfg = Config()
+    cfg.data.root, cfg.data.split = BUNDLED_DIR, "test"
+    feats = []
+    for seed in (0, 1):
+        paddle.seed(seed)
+        model = FIDInceptionV3()
+        model.eval()
+        path = str(tmp_path / f"w{seed}.pdparams")
+        paddle.save(model.state_dict(), path)
+        ex = InceptionExtractor(path)
+        assert ex.weights == path and len(ex.sha256) == 64
+        feats.append(real_features(ex, cfg.data, cfg.model, 12)[0])
+    assert not np.allclose(feats[0], feats[1])  # the second file's reference was computed, not reused
+    assert len(list((tmp_path / "cache" / "stats").glob("*.npz"))) == 2
+
+
+def test_generated_images_are_scored_as_8_bit_images():
+    """The evaluator scores what a saved PNG holds: G's floats rounded to 0..255."""
+    from paddle_gan.config import Config
+    from paddle_gan.metrics import Evaluator
+
+    seen = []
+
+    class Spy:
+        name, dataset = "spy", "none"
+
+        def features_and_probs(self, images, on_batch=None):
+            seen.append(images)
+            return images.reshape(len(images), -1)[:, :8].astype(np.float32), None
+
+    class G:
+        training = False
+
+        def eval(self):
+            pass
+
+        def __call__(self, z):
+            import paddle
+
+            return paddle.tanh(z[:, :4].reshape([-1, 1, 2, 2]) * 0.37)
+
+    cfg = Config()
+    for quantize in (True, False):
+        seen.clear()
+        Evaluator(cfg, 20, 0, Spy(), quantize=quantize).fake_features(G())
+        levels = (seen[0] + 1) * 127.5
+        on_grid = np.allclose(levels, np.round(levels), atol=1e-4)
+        assert on_grid == quantize
 
 
 def test_inception_weights_offline_is_one_clear_line(monkeypatch):

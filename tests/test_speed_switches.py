@@ -22,7 +22,7 @@ def test_to_static_and_amp_runs_equal_the_float32_dygraph_run(tmp_path):
             assert_same_state(tmp_path / name / "checkpoints" / "step_0000006" / f,
                               tmp_path / "ref" / "checkpoints" / "step_0000006" / f)
     state = json.loads((tmp_path / "static_fp16" / "checkpoints" / "step_0000006" / "state.json").read_text())
-    assert state["amp"] == {"D": {}, "G": {}}  # Paddle disables the GradScaler on CPU: no state
+    assert state["amp"] == {}  # float16 on a CPU: float32, with no loss scaler
     # a resume with the switches turned off continues the same run
     p = quick(tmp_path / "static_fp16", "train.steps=8", "train.amp=", "train.to_static=false", "--resume")
     assert "train.amp: 'float16' -> ''" in p.stdout
@@ -54,8 +54,8 @@ class _Scaler:  # what a GradScaler in use on a GPU reports (its scale is a 1-el
 
 @pytest.mark.filterwarnings("ignore:AmpScaler can only be enabled")  # Paddle disables GradScaler on CPU
 def test_float16_loss_scales_go_through_state_json_and_back():
-    amp = make_precision("float16")
-    assert isinstance(amp, MixedPrecision) and make_precision("") is FLOAT32
+    amp = make_precision("float16", on_gpu=True)  # what a GPU run gets
+    assert isinstance(amp, MixedPrecision) and make_precision("") is FLOAT32 and make_precision("float16") is FLOAT32
     amp.scalers = {"D": _Scaler(1024.0), "G": _Scaler(32768.0)}
     saved = json.loads(json.dumps(amp.state_dict()))  # state.json holds it
     fresh = MixedPrecision("float16")

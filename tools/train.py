@@ -1,44 +1,19 @@
 #!/usr/bin/env python
 """Train a GAN from a config; stop any time (Ctrl-C saves) and continue with --resume.
 
-    python tools/train.py                                  # the quickstart, offline, into work/quickstart/
-    python tools/train.py --list                           # every config, one line each
-    python tools/train.py -c configs/dcgan_mnist.yaml -o train.steps=20000 train.batch_size=128
-    python tools/train.py -c configs/dcgan_mnist.yaml --resume            # newest checkpoint of the run
-    python tools/train.py --resume work/dcgan_mnist/checkpoints/step_0005000
+The command itself is paddle_gan/commands/train.py (installed: paddle-gan-train); this file runs it
+from a clone, with the clone's package first on the path.
 """
-import argparse
 import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)  # run from a clone too
-CONFIGS = os.path.join(REPO, "configs")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-c", "--config", help="YAML config (configs/*.yaml; see --list); default: the quickstart")
-    p.add_argument("-o", "--override", nargs="+", action="extend", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override config values, e.g. -o train.steps=500 opt_G.lr=1e-4")
-    p.add_argument("--output", help="run folder (default: work/<config name>)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
-                   help="continue a run: no value = newest valid checkpoint of the run folder; "
-                        "or a checkpoint folder (or a run folder)")
-    p.add_argument("--list", action="store_true", help="list the configs with a line each, then exit")
-    args = p.parse_args(argv)
-    try:
-        from paddle_gan.cli import Invocation, describe_configs, run
-    except ImportError as e:  # no Paddle: paddle_gan's one-line install hint
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.list:
-        for name, text in describe_configs(CONFIGS):
-            print(f"configs/{name:28s} {text}")
-        return 0
-    return run(Invocation(args.config, args.override, args.output, args.resume,
-                          quickstart=os.path.relpath(os.path.join(CONFIGS, "quickstart.yaml"))))
-
+try:
+    from paddle_gan.commands.train import main
+except ImportError as e:  # no Paddle: paddle_gan's one-line install hint, as an error line
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,6 +23,7 @@ from .. import progress, seeds
 from ..config import EXTRACTORS
 from ..data import DataError, build_dataset, cache_dir, to_float
 from ..files import atomic_write
+from ..images import to_uint8
 from ..inference import generate
 from ..gan.labels import plan_for
 from .scores import (class_accuracy, density_coverage, feature_stats, fid_from_features, frechet_distance,
@@ -32,6 +33,7 @@ __all__ = ["Evaluator", "evaluate", "evaluate_images", "make_extractor", "real_f
            "frechet_distance", "feature_stats", "fid_from_features", "kid", "inception_score", "knn_scores",
            "precision_recall", "density_coverage", "class_accuracy", "EXTRACTORS", "LOWER_IS_BETTER"]
 
+REFERENCE_PROTOCOL = "r2"  # bumped when what is cached changes (r2: the Inception Score's logits without bias)
 LOWER_IS_BETTER = ("fid", "kid")  # the others (is, precision, recall, density, coverage): higher is better
 K_PR, K_DC = 3, 5  # the k of the k-NN balls of precision/recall and of density/coverage
 
@@ -76,8 +78,9 @@ def _subset(images: np.ndarray, num: int, rng: np.random.Generator) -> np.ndarra
 
 def real_features(extractor, data_cfg, model_cfg, num: int):
     """(features, probs) of up to `num` real images of the reference split (a fixed subset), cached."""
+    # keyed on the extractor's weights too: the features of one Inception file are no reference for another
     key = f"{data_cfg.name}-{data_cfg.split}-{data_cfg.limit}-{model_cfg.img_size}px-{model_cfg.channels}ch-" \
-          f"{extractor.name}-{num}"
+          f"{extractor.name}-{getattr(extractor, 'sha256', 'unknown')[:16]}-{REFERENCE_PROTOCOL}-{num}"
     if data_cfg.name == "image_folder":  # a folder's contents are part of its identity
         key += "-" + hashlib.sha1(os.path.abspath(data_cfg.root).encode()).hexdigest()[:10]
     path = os.path.join(cache_dir(), "stats", key + ".npz")
@@ -107,11 +110,16 @@ def scores_from_features(real: np.ndarray, fake: np.ndarray, fake_probs: np.ndar
                          real_radii: dict | None = None) -> dict[str, float]:
     """Every score of `fake` against `real` features; real_radii: the real set's k-NN radii
     (kth_neighbour_radii(real, {K_PR, K_DC})) when the caller keeps them between evaluations."""
-    out = {"fid": fid_from_features(real, fake),
-           **kid(real, fake, kid_subsets, kid_subset_size, seed=seed),
-           **knn_scores(real, fake, k_pr=K_PR, k_dc=K_DC, real_radii=real_radii)}
-    if fake_probs is not None:
-        out.update(inception_score(fake_probs, splits=10))
+    parts = [("FID", lambda: {"fid": fid_from_features(real, fake)}),
+             ("KID", lambda: kid(real, fake, kid_subsets, kid_subset_size, seed=seed)),
+             ("k-NN scores", lambda: knn_scores(real, fake, k_pr=K_PR, k_dc=K_DC, real_radii=real_radii))]
+    parts += [("IS", lambda: inception_score(fake_probs, splits=10))] if fake_probs is not None else []
+    out = {}
+    with progress.bar(len(parts), "scores", "score") as bar:  # seconds on 10k images: no silent wait
+        for name, part in parts:
+            bar.set_postfix_str(name)
+            out.update(part())
+            bar.update(1)
     return {f"{k}_{extractor_name}": float(v) for k, v in out.items()}
 
 
@@ -134,8 +142,10 @@ class Evaluator:
     and split). The noise is drawn and the reference features are read once, at the first call, so
     a run that evaluates every N steps repeats only the work that depends on G."""
 
-    def __init__(self, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None):
-        self.cfg, self.num, self.seed = cfg, num, seed
+    def __init__(self, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None, quantize: bool = True):
+        """quantize: score G's images as the 8-bit PNGs they become when saved (round to 0..255, as
+        pytorch-fid and clean-fid users score them); False: as floats."""
+        self.cfg, self.num, self.seed, self.quantize = cfg, num, seed, quantize
         self.data_cfg = data_cfg or cfg.data
         self.extractor = extractor or make_extractor("auto", self.data_cfg.name, cfg.model.channels)
         m = cfg.model
@@ -152,7 +162,8 @@ class Evaluator:
         with progress.bar(self.num, "generating + features", "img") as bar:
             for i in range(0, self.num, batch):
                 labels = self.labels[i:i + batch] if self.labels is not None else None
-                f, p = self.extractor.features_and_probs(generate(G, self.z[i:i + batch], labels, batch=batch))
+                images = generate(G, self.z[i:i + batch], labels, batch=batch)
+                f, p = self.extractor.features_and_probs(to_float(to_uint8(images)) if self.quantize else images)
                 feats.append(f)
                 probs.append(p)
                 bar.update(len(f))
@@ -179,6 +190,6 @@ class Evaluator:
         return scores
 
 
-def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None) -> dict:
-    """Evaluator(cfg, num, seed, extractor, data_cfg)(G): one evaluation."""
-    return Evaluator(cfg, num, seed, extractor, data_cfg)(G)
+def evaluate(G, cfg, num: int = 10000, seed: int = 0, extractor=None, data_cfg=None, quantize: bool = True) -> dict:
+    """Evaluator(cfg, num, seed, extractor, data_cfg, quantize)(G): one evaluation."""
+    return Evaluator(cfg, num, seed, extractor, data_cfg, quantize)(G)

@@ -12,7 +12,7 @@ from ..config import DATASET_NAMES, SPLITS, Config
 from ..data import DataError, build_dataset, to_float
 from ..gan.kernels import for_inference
 from ..inference import open_generator
-from ..files import atomic_write_text
+from ..files import append_line
 from ..run import layout
 from . import _subset, evaluate, evaluate_images, make_extractor
 
@@ -33,11 +33,11 @@ def parse_data(spec: str, base):
 
 def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data: str | None = None,
                         data_root: str | None = None, extractor: str = "auto", inception_weights: str | None = None,
-                        real: str | None = None, img_size: int = 32, raw: bool = False) -> dict:
+                        real: str | None = None, img_size: int = 32, raw: bool = False, quantize: bool = True) -> dict:
     """tools/eval.py: scores of a checkpoint's generator (its EMA generator if it has one, unless
     `raw`), or with `real` ('name:split') of real images in its place (the floor: e.g. the test split
-    against the train split). Returns one self-describing record; for a checkpoint it is also
-    appended to <run>/metric-<extractor>.jsonl."""
+    against the train split). Returns one self-describing record (record_evaluation keeps it beside
+    the run)."""
     if ckpt:
         gen = open_generator(ckpt, raw=raw)
         G, cfg, step = for_inference(gen.G, gen.cfg.train.conv), gen.cfg, gen.step
@@ -51,7 +51,7 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         ref.root = data_root
     ex = make_extractor(extractor, ref.name, cfg.model.channels, inception_weights, conv=cfg.train.conv)
     if G is not None:
-        scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref)
+        scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref, quantize=quantize)
         what = {"checkpoint": os.path.abspath(ckpt), "step": step, "generator": gen.which}
         per_class = scores.pop(f"class_acc_per_class_{ex.name}", None)
         if per_class is not None:  # by class name, e.g. {"Sneaker": 0.93, ...}
@@ -62,13 +62,20 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num)
         what = {"real": f"{fake_cfg.name}:{fake_cfg.split}", "num_fake": len(images)}
     record = {**what, "reference": f"{ref.name}:{ref.split}", "num": num, "seed": seed, "extractor": ex.name,
-              "img_size": cfg.model.img_size, **scores, "time": time.time()}
-    run_dir = layout.run_of_checkpoint(ckpt) if ckpt else None
-    if run_dir and layout.is_run(run_dir):
-        path = layout.eval_record_path(run_dir, ex.name)
-        old = ""
-        if os.path.isfile(path):
-            with open(path) as f:
-                old = f.read()
-        atomic_write_text(path, old + json.dumps(record) + "\n")
+              "extractor_weights": ex.weights, "extractor_weights_sha256": ex.sha256,
+              "images": "8-bit" if quantize or G is None else "float", "img_size": cfg.model.img_size, **scores,
+              "time": time.time()}
     return record
+
+
+def record_evaluation(record: dict) -> str | None:
+    """Append a checkpoint's record to <run>/metric-<extractor>.jsonl (an append under a lock: several
+    evaluations of one run at once all keep theirs); returns the file, or None for a checkpoint that
+    lies outside a run folder or a record of real images. OSError if the run cannot be written."""
+    ckpt = record.get("checkpoint")
+    run_dir = layout.run_of_checkpoint(ckpt) if ckpt else None
+    if not (run_dir and layout.is_run(run_dir)):
+        return None
+    path = layout.eval_record_path(run_dir, record["extractor"])
+    append_line(path, json.dumps(record))
+    return path

@@ -151,7 +151,9 @@ class FIDInceptionV3(nn.Layer):
                       self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
         feats = x.mean(axis=[2, 3])
-        return feats, (self.fc(feats) if self.fc is not None else None)
+        # the classifier's logits without its bias, as the Inception Score's reference code (Salimans et
+        # al.'s TF code: pool3 times softmax/logits/MatMul's weights) and torch-fidelity compute them
+        return feats, (paddle.matmul(feats, self.fc.weight) if self.fc is not None else None)
 
 
 def convert_state_dict(sd: dict) -> dict:
@@ -191,6 +193,16 @@ def _read_weights(path: str) -> dict:
         raise DataError(f"{path}: cannot read Inception weights ({type(e).__name__})") from None
 
 
+def file_sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_inception(path: str | None = None) -> FIDInceptionV3:
     """The FID InceptionV3 in eval mode with weights from `path`, else from the cache or the mirror."""
     from ..data import DataError, cache_dir, download
@@ -219,8 +231,12 @@ class InceptionExtractor:
     name = "inception"
 
     def __init__(self, path: str | None = None, model: FIDInceptionV3 | None = None):
+        from ..data import cache_dir
+
         self.model = model or load_inception(path)
         self.info = {"weights": path or WEIGHTS_URL}
+        self.weights = os.path.abspath(path or os.path.join(cache_dir(), "InceptionV3.pdparams"))
+        self.sha256 = file_sha256(self.weights) if model is None else "in-memory"
 
     def features_and_probs(self, images: np.ndarray, batch: int = 50, on_batch=None):
         feats, probs = [], []

@@ -1,0 +1,59 @@
+"""Export a checkpoint's generator for inference: paddle.jit.save, and ONNX through paddle2onnx.
+
+    python tools/export.py --checkpoint work/quickstart/checkpoints/step_0001200 --out export/quickstart
+    python tools/export.py --checkpoint CKPT --out DIR --uint8
+    python tools/export.py --checkpoint CKPT --out DIR --format onnx      # also DIR/generator.onnx
+
+Writes DIR/generator.json + generator.pdiparams (the program and weights), with --format onnx also
+DIR/generator.onnx (pip install -e '.[onnx]'), and DIR/export.json (what goes in and comes out).
+Input: z, float32 [N, z_dim] drawn from N(0, I), and for a class-conditional model label, int64 [N].
+Output: float32 [N, C, H, W] in [-1, 1]; with --uint8, uint8 [N, H, W, C] in 0..255, ready to save as
+images. A checkpoint with an EMA generator exports that one (--raw: G).
+
+    import paddle; G = paddle.jit.load("DIR/generator"); images = G(paddle.randn([16, 100]))
+    import onnxruntime, numpy as np; s = onnxruntime.InferenceSession("DIR/generator.onnx")
+    images = s.run(None, {"z": np.random.randn(16, 100).astype("float32")})[0]
+"""
+import argparse
+import os
+import sys
+
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
+    p.add_argument("--format", default="paddle", choices=["paddle", "onnx", "checkpoint"],
+                   help="paddle: paddle.jit.save; onnx: also generator.onnx (paddle2onnx); checkpoint: a "
+                        "generator-only checkpoint folder (a few MB: what paddle_gan/zoo ships; tools read it)")
+    p.add_argument("--device", default="auto", help="auto (a GPU when Paddle is a CUDA build and sees one, "
+                   "else the CPU) | cpu | gpu | gpu:N")
+    p.add_argument("--raw", action="store_true",
+                   help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
+    args = p.parse_args(argv)
+    from paddle_gan import device
+    from paddle_gan.errors import run_tool
+    from paddle_gan.export import export_generator, to_onnx
+    from paddle_gan.inference import open_generator
+
+    def body() -> int:
+        device.use(args.device, key="--device")
+        if args.format == "checkpoint":
+            from paddle_gan.run.checkpoint import save_generator_only
+
+            out = save_generator_only(args.checkpoint, args.out)
+            print(f"wrote {out} ({sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 1e6:.1f} MB): "
+                  f"python tools/generate.py --checkpoint {out} --num 64 --grid --out DIR")
+            return 0
+        gen = open_generator(args.checkpoint, raw=args.raw)
+        prefix = export_generator(gen.G, gen.cfg, args.out, uint8=args.uint8, source=os.path.abspath(args.checkpoint),
+                                  classes=gen.classes, which=gen.which, onnx=args.format == "onnx")
+        print(f"exported to {prefix}.* (load with paddle.jit.load('{prefix}')); see {args.out}/export.json")
+        if args.format == "onnx":
+            print(f"ONNX: {to_onnx(prefix)} (inputs: z{', label' if gen.cfg.model.num_classes else ''})")
+        return 0
+
+    return run_tool(body)
+

@@ -165,6 +165,8 @@ def run(inv: Invocation) -> int:
                 + (f" | {world.size} processes x train.batch_size={cfg.train.batch_size}" if world.parallel else ""))
             for line in notes:
                 say(line)
+            say(f"watch it: visualdl --logdir {shlex.quote(layout.vdl_dir(run_dir))} --host 127.0.0.1 --port 8040, "
+                f"then open http://127.0.0.1:8040/app/scalar")
         result = train(cfg, run_dir, ckpt, world)
         if world.writer and result["stopped_by"] is not None:
             say(f"stopped at step {result['step']}; checkpoint {result['checkpoint']}; continue with: "

@@ -49,6 +49,17 @@ def atomic_write(path: str, write) -> None:
     fsync_dir(folder)
 
 
+def sha256_of(path: str) -> str:
+    """The SHA-256 of a file, read a MiB at a time."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def append_line(path: str, line: str) -> None:
     """Append one line to a log file under an exclusive lock, in one write, fsynced: concurrent
     writers (several tools/eval.py on one run) never lose or interleave a line, and nothing already

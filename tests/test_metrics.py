@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BUNDLED_DIR, tool
+from conftest import tool
 from paddle_gan.data import BUNDLED_DIR, DataError, load_idx_dataset
 from paddle_gan.metrics import (
     density_coverage,

@@ -11,9 +11,7 @@ checkpoint the record is also appended to <run>/metric-<extractor>.jsonl.
 """
 import argparse
 import json
-import os
 import sys
-
 
 
 def main(argv=None) -> int:

@@ -16,8 +16,6 @@ images. A checkpoint with an EMA generator exports that one (--raw: G).
 """
 import argparse
 import os
-import sys
-
 
 
 def main(argv=None) -> int:

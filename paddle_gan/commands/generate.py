@@ -14,8 +14,6 @@ EMA generator (train.ema) generates with that one unless --raw.
 """
 import argparse
 import os
-import sys
-
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,6 @@ import os
 import sys
 
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--config", help="YAML config (configs/*.yaml; see --list); default: the quickstart")

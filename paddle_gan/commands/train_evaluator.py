@@ -6,9 +6,6 @@
 Prints the test-split accuracy, which is also recorded next to the weights (lenet_<data>.json).
 """
 import argparse
-import os
-import sys
-
 
 
 def main(argv=None) -> int:

@@ -17,6 +17,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .. import safepickle
+from ..files import sha256_of
 
 # Paddle port of the FID weights (PaddleGAN's mirror); pytorch-fid's .pth is accepted too.
 WEIGHTS_URL = "https://paddlegan.bj.bcebos.com/InceptionV3.pdparams"
@@ -193,16 +194,6 @@ def _read_weights(path: str) -> dict:
         raise DataError(f"{path}: cannot read Inception weights ({type(e).__name__})") from None
 
 
-def file_sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_inception(path: str | None = None) -> FIDInceptionV3:
     """The FID InceptionV3 in eval mode with weights from `path`, else from the cache or the mirror."""
     from ..data import DataError, cache_dir, download
@@ -236,7 +227,7 @@ class InceptionExtractor:
         self.model = model or load_inception(path)
         self.info = {"weights": path or WEIGHTS_URL}
         self.weights = os.path.abspath(path or os.path.join(cache_dir(), "InceptionV3.pdparams"))
-        self.sha256 = file_sha256(self.weights) if model is None else "in-memory"
+        self.sha256 = sha256_of(self.weights) if model is None else "in-memory"
 
     def features_and_probs(self, images: np.ndarray, batch: int = 50, on_batch=None):
         feats, probs = [], []

@@ -72,9 +72,9 @@ class LeNetExtractor:
         except safepickle.RefusedPickle as e:
             raise DataError(f"{path}: refused to load: {e}") from None
         self.model.eval()
-        from .inception import file_sha256
+        from ..files import sha256_of
 
-        self.weights, self.sha256 = os.path.abspath(path), file_sha256(path)
+        self.weights, self.sha256 = os.path.abspath(path), sha256_of(path)
         info = os.path.splitext(path)[0] + ".json"
         self.info = json.load(open(info)) if os.path.isfile(info) else {}
 

@@ -16,7 +16,6 @@ Checkpoints (below) is what the training loop writes them with.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -29,19 +28,11 @@ import paddle
 from .. import __version__, device, safepickle
 from ..errors import CheckpointError, TrainingError
 from ..config.choices import echo
-from ..files import atomic_write_text, fsync_dir
+from ..files import atomic_write_text, fsync_dir, sha256_of
 from . import layout
 from .checkpoint_history import list_checkpoints, rotate
 from .state_json import (FORMAT, GENERATOR_ONLY, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state,
                          read_verified)
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_paddle(obj, path: str) -> None:
@@ -69,7 +60,7 @@ def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.nda
             np.save(f, np.asarray(fixed_noise, np.float32))
             f.flush()
             os.fsync(f.fileno())
-        files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)), "sha256": _sha256(os.path.join(tmp, name))}
+        files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)), "sha256": sha256_of(os.path.join(tmp, name))}
                  for name in sorted(os.listdir(tmp))}
         meta = dict(format=FORMAT, step=step, **state, files=files, paddle_gan=__version__,
                     paddle=paddle.__version__, time=time.time())

@@ -61,7 +61,7 @@ class Page:
     def js(self, expr: str):
         return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
 
-    def open(self, url: str, settle: float = 5.0) -> None:
+    def open(self, url: str, settle: float = 15.0) -> None:
         self.call("Page.navigate", url=url)
         time.sleep(settle)
 
@@ -80,7 +80,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default="work/quickstart", help="a run folder (its vdl/ is shown)")
     ap.add_argument("--out", default="docs", help="folder for dashboard.png and dashboard_samples.png")
-    ap.add_argument("--size", default="1050,680", help="window width,height")
+    ap.add_argument("--size", default="1200,760", help="width,height of the scalar page")
     ap.add_argument("--samples-height", type=int, default=1000, help="window height for the samples page")
     args = ap.parse_args()
     logdir = os.path.join(args.run, "vdl")
@@ -103,10 +103,11 @@ def main() -> int:
         page = Page(next(t for t in tabs if t["type"] == "page")["webSocketDebuggerUrl"])
         page.call("Page.enable")
         os.makedirs(args.out, exist_ok=True)
+        width, height = (int(v) for v in args.size.split(","))
+        page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         page.open(base + "/app/scalar")
         page.shot(os.path.join(args.out, "dashboard.png"))
 
-        width = int(args.size.split(",")[0])
         page.call("Emulation.setDeviceMetricsOverride", width=width, height=args.samples_height, deviceScaleFactor=1,
                   mobile=False)
         page.open(base + "/app/sample/image")

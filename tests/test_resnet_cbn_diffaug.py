@@ -214,3 +214,17 @@ def test_resnet_runs_on_the_onednn_operator_with_a_penalty():
     out = train_step(G, D, opt_G, opt_D, paddle.uniform([4, 1, 32, 32], min=-1, max=1), paddle.randn([4, 100]),
                      objective=Objective.of(cfg))
     assert out["r1"] > 0 and all(np.isfinite(v) for v in out.values())
+
+
+def test_checkpoints_written_before_class_fakes_resume_with_it():
+    """class_fakes now defaults to false (measured); a checkpoint written before the key existed was
+    trained with D's classifier learning from fakes, and a resume of it continues that run."""
+    from paddle_gan.config.schema import TrainConfig
+    from paddle_gan.run.state_json import checkpoint_config
+
+    assert TrainConfig().class_fakes is False
+    old = load_config(os.path.join(CONFIGS, "acgan_fashion_mnist.yaml")).to_dict()
+    del old["train"]["class_fakes"]
+    assert checkpoint_config({"config": old}).train.class_fakes is True
+    old["train"]["class_fakes"] = False
+    assert checkpoint_config({"config": old}).train.class_fakes is False

@@ -32,8 +32,10 @@ def main(argv=None) -> int:
         return 2
     configs = configs_dir()
     if args.list:
-        for name, text in describe_configs(configs):
-            print(f"{os.path.relpath(os.path.join(configs, name)):36s} {text}")
+        rows = [(os.path.relpath(os.path.join(configs, name)), text) for name, text in describe_configs(configs)]
+        width = max((len(path) for path, _ in rows), default=0)
+        for path, text in rows:
+            print(f"{path:{width}s}  {text}")
         return 0
     return run(Invocation(args.config, args.override, args.output, args.resume,
                           quickstart=os.path.relpath(os.path.join(configs, "quickstart.yaml")),

@@ -22,9 +22,14 @@ def curves_png(rows: list[dict], training: list) -> bytes:
     """Training curves and every evaluation score against step, one readable panel each: linear axes
     with labelled ticks, and the last value of each score written beside its last point.
     training: the training panels, [(title, keys)] (gan/objective.py knows the step's keys)."""
+    import logging
+
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
+    # its font cache note ("generated new fontManager", first use on a machine) would land in the
+    # run's output through the handler Paddle puts on the root logger
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
 
     def series(key):

@@ -45,10 +45,19 @@ def required_files(cfg, contents: str = "") -> list[str]:
     return [name for key, name in STATE_DICTS.items() if key != "G_ema" or cfg.train.ema] + [NOISE_FILE]
 
 
+# Keys whose default changed after checkpoints without them had been written: the value those
+# checkpoints were trained with, so that a resume continues the run it was and not the new default.
+WRITTEN_BEFORE = {("train", "class_fakes"): True}
+
+
 def checkpoint_config(meta: dict):
     """The Config a checkpoint was trained with, type- and value-checked like any config file."""
+    config = dict(meta["config"])
+    for (section, key), value in WRITTEN_BEFORE.items():
+        if isinstance(config.get(section), dict) and key not in config[section]:
+            config[section] = {**config[section], key: value}
     try:
-        cfg = from_dict(meta["config"], where="checkpoint config", lenient_model_keys=True)
+        cfg = from_dict(config, where="checkpoint config", lenient_model_keys=True)
         validate(cfg)
         return cfg
     except ConfigError as e:

@@ -206,3 +206,26 @@ def test_tools_report_an_unwritable_output_in_one_line(eval_run, tmp_path, capsy
         assert tool(name, "--checkpoint", ckpt, "--out", str(blocker / "out"), *extra) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], (name, err)
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_cond"])
+def test_the_pretrained_generators_score_what_the_readme_says(name, tmp_path, capsys):
+    """The zoo's generators (generator-only checkpoints in paddle_gan/zoo) load offline, generate, and
+    score their recorded 2000-sample FID (and class accuracy) on the bundled test split."""
+    from paddle_gan import zoo
+    from paddle_gan.data import BUNDLED_DIR
+
+    path = zoo.path(name)
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    assert size <= 5e6
+    recorded = json.load(open(os.path.join(path, "zoo.json")))
+    assert tool("eval", "--pretrained", name, "--num", "2000", "--data", "fashion_mnist:test",
+                "--data-root", BUNDLED_DIR) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["fid_lenet_fashion"] == pytest.approx(recorded["fid_lenet_fashion_2000_test"], rel=0.02)
+    if "class_acc_lenet_fashion_2000_test" in recorded:
+        assert record["class_acc_lenet_fashion"] == pytest.approx(recorded["class_acc_lenet_fashion_2000_test"], abs=0.01)
+    assert tool("generate", "--pretrained", name, "--num", "4", "--out", str(tmp_path / "g")) == 0
+    assert len(os.listdir(tmp_path / "g")) == 4
+    assert tool("generate", "--pretrained", "nope", "--out", str(tmp_path / "n")) == 2
+    assert f"choose from {', '.join(zoo.names())}" in capsys.readouterr().err

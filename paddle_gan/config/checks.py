@@ -92,7 +92,9 @@ def validate(cfg: Config) -> None:
     need(t.r1_every == 1 or t.r1_gamma > 0, "train.r1_every", "needs the R1 penalty on (train.r1_gamma > 0)")
     need(0 <= t.ema < 1, "train.ema", f"must be in [0, 1) (0 = off), got {t.ema}")
     classifies = m.num_classes > 0 and CLASSIFYING[m.d_cond]
-    for key in ("class_weight_D", "class_weight_G", "class_fakes"):
+    # (train.class_fakes does nothing without a classifying D, and every checkpoint since the key
+    # exists records it, whatever the model: it is not refused)
+    for key in ("class_weight_D", "class_weight_G"):
         given = getattr(t, key) != getattr(TrainConfig, key)
         need(not given or classifies, f"train.{key}", f"only a classifying D has class losses "
              f"(model.num_classes > 0 and model.d_cond {' or '.join(k for k, v in CLASSIFYING.items() if v)})")

@@ -3,6 +3,7 @@ sample grids, as encoded bytes (curves_png, progress_gif) or written atomically 
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 
@@ -85,7 +86,10 @@ def write_progress_gif(run_dir: str, out_path: str) -> bool:
 
 def write_run_pictures(run_dir: str, gif: bool, training: list) -> None:
     """The end-of-run pictures: curves.png from the metrics log, and progress.gif if asked."""
-    rows = read_metrics(layout.metrics_path(run_dir))
+    path = layout.metrics_path(run_dir)
+    if os.path.isfile(path) and os.path.getsize(path) > 8 << 20:  # ~50k rows: seconds, not a silence
+        say(f"drawing {layout.curves_path(run_dir)} from {os.path.getsize(path) >> 20} MB of metrics log")
+    rows = read_metrics(path)
     if rows:
         atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows, training))
     if gif:

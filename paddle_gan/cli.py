@@ -35,6 +35,9 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     if resume not in (None, "latest"):
         if not os.path.isdir(resume):
             raise CheckpointError(f"--resume {resume}: no such checkpoint folder")
+        if os.path.basename(os.path.normpath(resume)) == layout.CHECKPOINTS and layout.is_run(
+                os.path.dirname(os.path.normpath(resume)) or "."):  # <run>/checkpoints itself: that run
+            resume = os.path.dirname(os.path.normpath(resume)) or "."
         if layout.is_run(resume):  # a run folder: its newest checkpoint
             output = output or resume
             resume = "latest"

@@ -158,3 +158,14 @@ def test_export_is_quiet_and_says_grey_for_grey(tmp_path, capfd):
     assert "not support" not in out.err and "Warning" not in out.err
     info = json.load(open(tmp_path / "e" / "export.json"))
     assert info["output"] == "uint8 [N, 32, 32, 1] in 0..255 (HWC, grey)"
+
+
+def test_resume_takes_the_checkpoints_folder_as_its_run(tmp_path, capsys):
+    """--resume <run>/checkpoints (what tab completion offers) continues the run like --resume <run>."""
+    from conftest import train
+
+    run = tmp_path / "run"
+    train(run, "train.steps=2", check=True)
+    assert tool("train", "--resume", str(run / "checkpoints"), "-o", "train.steps=3") == 0
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")][-1] == 3
+    assert "resumed from" in capsys.readouterr().out

@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", help="run folder (default: work/<config name>)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                    help="continue a run: no value = newest valid checkpoint of the run folder; "
-                        "or a checkpoint folder (or a run folder)")
+                        "or a checkpoint folder (or a run folder, or its checkpoints/)")
     p.add_argument("--device", help="auto | cpu | gpu | gpu:N, as the other tools take it (= -o train.device=...)")
     p.add_argument("--list", action="store_true", help="list the configs with a line each, then exit")
     args = p.parse_args(argv)

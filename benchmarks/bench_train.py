@@ -173,6 +173,8 @@ def torch_mirror(layer):
     class Mirror(tnn.Module):
         def __init__(self):
             super().__init__()
+            if not isinstance(getattr(layer, "net", None), pnn.Sequential):  # e.g. the ResNet's blocks
+                raise TypeError(f"no torch mirror for {type(layer).__name__}")
             self.kind = type(layer)
             self.net = seq(layer.net)
             if isinstance(layer, dcgan_dense.DenseDCGANGenerator):
@@ -315,8 +317,12 @@ def flops_per_image(spec) -> float:
 
 
 def matmul_roof(dtype: str = "float32", n: int = 2048) -> float:
-    """GFLOP/s of Paddle's n x n matrix product on this CPU (the best of 5), in this process."""
+    """GFLOP/s of Paddle's n x n matrix product on this CPU (the best of 5), in this process, with the
+    thread settings a training process has (paddle_gan's CPU defaults: without them Paddle's matrix
+    product runs on one thread, and every case would be "above the roof")."""
     import paddle
+
+    import paddle_gan  # noqa: F401  (runtime defaults: threads)
 
     a, b = paddle.randn([n, n]).astype(dtype), paddle.randn([n, n]).astype(dtype)
     best = 0.0

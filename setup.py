@@ -29,6 +29,7 @@ setup(
         "visualdl",
         "PyYAML",
         "tqdm",  # live progress bars on a terminal (a well-kept library instead of a hand-made bar)
+        "safetensors",  # generator-only checkpoints and the zoo without pickles: a format with no code path at all
     ],
     extras_require={
         "cpu": ["paddlepaddle>=3.0"],  # no "gpu" extra: paddlepaddle-gpu 3.x is not on the default index (README "GPU")

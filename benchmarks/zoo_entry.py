@@ -5,12 +5,13 @@ scores measured, never typed:
     python benchmarks/zoo_entry.py --checkpoint work/budget/dcgan/checkpoints/best --name fashion_mnist \
         --about "DCGAN-32, unconditional, 3000 steps x 64 (README equal-budget protocol)"
 
-Exports the generator only (tools/export.py --format checkpoint) into paddle_gan/zoo/NAME, then
-scores it with tools/eval.py twice: 10,000 samples against the train split (the README's protocol,
+Exports the generator only (tools/export.py --format safetensors: no pickle) into a
+staging folder, scores it with tools/eval.py twice: 10,000 samples against the train split (the README's protocol,
 needs the full Fashion-MNIST: data.root or /usr/share/datasets/fashion-mnist) and 2,000 samples
 against the test split bundled in the package (what tests/test_eval_tools.py checks offline).
-Writes paddle_gan/zoo/NAME/zoo.json with both records and the commands that made them. Entries must
-stay under 5 MB (they ship in the wheel).
+Writes zoo.json with both records and the commands that made them, then puts the folder in place as
+paddle_gan/zoo/NAME whole (an earlier entry of that name is replaced; any other folder there is
+refused). Entries must stay under 5 MB (they ship in the wheel).
 """
 import argparse
 import json
@@ -32,7 +33,6 @@ def _tool(*args: str) -> dict:
 
 
 def main() -> int:
-    from paddle_gan.data import BUNDLED_DIR
     from paddle_gan.zoo import HERE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,20 +42,38 @@ def main() -> int:
     args = ap.parse_args()
 
     out = os.path.join(HERE, args.name)
-    if os.path.isdir(out):
-        shutil.rmtree(out)
-    _tool("export", "--checkpoint", args.checkpoint, "--out", out, "--format", "checkpoint")
+    staging = os.path.join(HERE, f".{args.name}.staging-{os.getpid()}")  # scored here, then put in place whole
+    try:
+        entry = _make(args, staging)
+        if entry is None:
+            return 2
+        from paddle_gan.files import write_folder
+        from paddle_gan.run.checkpoint import earlier_generator_only
+
+        write_folder(out, lambda tmp: [os.replace(os.path.join(staging, n), os.path.join(tmp, n))
+                                       for n in os.listdir(staging)],
+                     lambda path: earlier_generator_only(path, also=("zoo.json",)), option="zoo entry")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(json.dumps({k: v for k, v in entry.items() if not k.startswith("eval_")}))
+    print(f"wrote {os.path.relpath(out, REPO)} ({entry['bytes'] / 1e6:.1f} MB)", file=sys.stderr)
+    return 0
+
+
+def _make(args, out: str) -> dict | None:
+    """The entry in the new folder `out`: exported, sized, scored, zoo.json written; None if too big."""
+    from paddle_gan.data import BUNDLED_DIR
+
+    _tool("export", "--checkpoint", args.checkpoint, "--out", out, "--format", "safetensors")
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     if size > LIMIT:
-        shutil.rmtree(out)
         print(f"error: {args.name}: {size / 1e6:.1f} MB is over the zoo's {LIMIT / 1e6:.0f} MB", file=sys.stderr)
-        return 2
-    rel = os.path.relpath(out, REPO)
-    full = _tool("eval", "--pretrained", args.name, "--num", "10000")
-    small = _tool("eval", "--pretrained", args.name, "--num", "2000", "--data", "fashion_mnist:test",
+        return None
+    full = _tool("eval", "--checkpoint", out, "--num", "10000")
+    small = _tool("eval", "--checkpoint", out, "--num", "2000", "--data", "fashion_mnist:test",
                   "--data-root", BUNDLED_DIR)
-    entry = {"name": args.name, "about": args.about, "from": os.path.relpath(os.path.abspath(args.checkpoint), REPO), "bytes": size,
-             "eval_10000_train": full, "eval_2000_test": small,
+    entry = {"name": args.name, "about": args.about, "from": os.path.relpath(os.path.abspath(args.checkpoint), REPO),
+             "bytes": size, "eval_10000_train": full, "eval_2000_test": small,
              "commands": [f"python tools/eval.py --pretrained {args.name} --num 10000",
                           f"python tools/eval.py --pretrained {args.name} --num 2000 --data fashion_mnist:test "
                           f"--data-root {os.path.relpath(BUNDLED_DIR, REPO)}"]}
@@ -66,9 +84,7 @@ def main() -> int:
             entry[f"{key}_10000_train"] = full[key]
     with open(os.path.join(out, "zoo.json"), "w") as f:
         json.dump(entry, f, indent=1)
-    print(json.dumps({k: v for k, v in entry.items() if not k.startswith("eval_")}))
-    print(f"wrote {rel} ({size / 1e6:.1f} MB)", file=sys.stderr)
-    return 0
+    return entry
 
 
 if __name__ == "__main__":

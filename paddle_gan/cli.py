@@ -53,6 +53,9 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
         output = os.path.join("work", os.path.splitext(os.path.basename(config_path))[0])
     if os.path.exists(output) and not os.path.isdir(output):
         raise ConfigError(f"--output {output} is a file, not a run folder")
+    if os.path.isdir(output) and os.listdir(output) and not layout.looks_like_run(output):
+        raise ConfigError(f"--output {output}: a folder with files that are not a paddle_gan run (e.g. "
+                          f"{sorted(os.listdir(output))[0]}); nothing was written: give a new or empty folder")
     if probe_lock and os.path.isdir(output):  # fail early and clearly if another process trains there
         RunLock(output).acquire().release()
     if resume == "latest":

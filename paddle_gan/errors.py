@@ -34,8 +34,21 @@ BAD_INPUT = (ConfigError, DataError, CheckpointError, RunLockedError)  # exit 2
 CANNOT_GO_ON = (TrainingError, OSError)  # exit 1 (OSError: an output that cannot be written)
 
 
+def printable(text) -> str:
+    """str(text) with every control character (newlines, terminal escapes, bidirectional overrides,
+    line separators) written as a Python escape: a name taken from a file (a class name in a
+    checkpoint's state.json, a folder name, a path) can never start a second line, forge an `error:`
+    line or drive the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    # (isprintable: every character but the Unicode categories Other and Separator, ASCII space excepted)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """The one error line of a tool (escaped: one line, whatever names it quotes) and its exit code."""
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
     return code
 
 

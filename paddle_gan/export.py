@@ -50,16 +50,43 @@ class _ExportedConditionalUint8(_Exported):
         return _as_uint8(self.G(z, label))
 
 
+MANIFEST = "export.json"
+WRITTEN_BY = "paddle_gan export"
+# every file an export folder can hold: an existing folder with anything else is not an earlier export
+EXPORT_FILES = (MANIFEST, "generator.json", "generator.pdmodel", "generator.pdiparams", "generator.pdiparams.info",
+                "generator.onnx")
+
+
+def previous_export(path: str) -> str | None:
+    """None if `path` is an earlier export of this tool (its export.json, and only files an export
+    writes), else why not: tools/export.py replaces the one and refuses the other."""
+    from .files import only_entries
+
+    manifest = os.path.join(path, MANIFEST)
+    try:
+        if not os.path.isfile(manifest) or os.path.getsize(manifest) > 1 << 20:
+            raise ValueError
+        with open(manifest, encoding="utf-8") as f:
+            info = json.load(f)
+        if not (isinstance(info, dict) and "model" in info and "source_checkpoint" in info):
+            raise ValueError
+    except (OSError, ValueError, RecursionError):
+        return f"no {MANIFEST} of an export"
+    return only_entries(path, lambda name: name in EXPORT_FILES)
+
+
 def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = "", classes=(),
-                     which: str = "G", onnx: bool = False) -> str:
-    """paddle.jit.save the generator (eval mode) to out_dir/generator.*; describe it in export.json.
-    Returns the path prefix to give paddle.jit.load or paddle.inference."""
+                     which: str = "G", onnx: bool = False, final_dir: str | None = None) -> str:
+    """paddle.jit.save the generator (eval mode) to out_dir/generator.*; describe it in export.json
+    (with the paths of final_dir, the folder out_dir becomes: tools/export.py writes a temporary
+    folder and renames it). Returns the path prefix to give paddle.jit.load or paddle.inference."""
     from paddle.static import InputSpec
 
     m = cfg.model
     os.makedirs(out_dir, exist_ok=True)
     G.eval()
     prefix = os.path.join(out_dir, "generator")
+    shown = os.path.join(final_dir or out_dir, "generator")
     layer = {(False, False): _Exported, (False, True): _ExportedUint8, (True, False): _ExportedConditional,
              (True, True): _ExportedConditionalUint8}[(bool(m.num_classes), uint8)](G)
     layer.eval()
@@ -71,11 +98,11 @@ def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = ""
     inputs = f"z: float32 [N, {m.z_dim}], z ~ N(0, I)"
     if m.num_classes:
         inputs += f"; label: int64 [N] in 0..{m.num_classes - 1}, the class of each image"
-    info = {"input": inputs, "output": output, "load": f"paddle.jit.load('{prefix}')", "generator": which,
-            **({"onnx": f"onnxruntime.InferenceSession('{prefix}.onnx')"} if onnx else {}),
+    info = {"written_by": WRITTEN_BY, "input": inputs, "output": output, "load": f"paddle.jit.load('{shown}')",
+            "generator": which, **({"onnx": f"onnxruntime.InferenceSession('{shown}.onnx')"} if onnx else {}),
             "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__,
             **({"classes": list(classes)} if m.num_classes else {})}
-    atomic_write_text(os.path.join(out_dir, "export.json"), json.dumps(info, indent=1) + "\n")
+    atomic_write_text(os.path.join(out_dir, MANIFEST), json.dumps(info, indent=1) + "\n")
     return prefix
 
 

@@ -22,23 +22,48 @@ class Generator:
     classes: list  # names of the labels of a conditional model (model.num_classes of them), else []
 
 
+def find_checkpoint(path: str, note=None) -> str:
+    """The checkpoint folder a tool was given: a checkpoint folder as it is; a run folder (or its
+    checkpoints/) its newest checkpoint, said in one line to note (default: stderr). Anything else
+    is returned as given, for open_generator to name what is wrong with it."""
+    import sys
+
+    from .errors import CheckpointError, printable
+    from .run import layout
+    from .run.checkpoint_history import list_checkpoints
+
+    norm = os.path.normpath(path)
+    run = os.path.dirname(norm) if os.path.basename(norm) == layout.CHECKPOINTS else norm
+    if not (os.path.isdir(path) and layout.is_run(run or ".")) or os.path.isfile(os.path.join(path, "state.json")):
+        return path
+    found = list_checkpoints(run or ".")
+    if not found:
+        raise CheckpointError(f"{path}: a run folder without checkpoints yet (train it, or give a checkpoint folder)")
+    (note or (lambda m: print(m, file=sys.stderr, flush=True)))(
+        printable(f"{path} is a run folder: using its newest checkpoint, {found[-1][1]} (step {found[-1][0]})"))
+    return found[-1][1]
+
+
 def open_generator(ckpt: str, raw: bool = False) -> Generator:
     """The checkpoint's EMA generator if it has one (train.ema), else G; raw=True: G always."""
     from .gan.fit import layer_state
     from .gan.models import build_generator
-    from .run.checkpoint import check_fits, read_state_dict
+    from .run.checkpoint import check_fits, generator_file, read_generator_state
     from .errors import CheckpointError
-    from .run.state_json import STATE_DICTS, checkpoint_config, read_state
+    from .run.state_json import checkpoint_config, read_state
 
     meta = read_state(ckpt, verify=False)
     cfg = checkpoint_config(meta)
-    which = "G_ema" if STATE_DICTS["G_ema"] in meta["files"] and not raw else "G"
-    if STATE_DICTS[which] not in meta["files"]:
-        raise CheckpointError(f"{ckpt}: holds no raw generator {STATE_DICTS[which]} (a generator-only checkpoint of "
-                              f"its EMA generator: leave out --raw)")
+    which = "G_ema" if generator_file(meta, "G_ema") and not raw else "G"
+    if generator_file(meta, which) is None:
+        raise CheckpointError(f"{ckpt}: holds no raw generator G (a generator-only checkpoint of its EMA generator: "
+                              f"leave out --raw)")
+    from .bounds import check_model
+
+    check_model(cfg.model, training=False)  # a state.json may claim any widths: counted before a weight is made
     G = build_generator(cfg.model)
-    state = read_state_dict(ckpt, meta, STATE_DICTS[which])  # verified as it is read
-    check_fits(os.path.join(ckpt, STATE_DICTS[which]), state, layer_state(G))
+    state = read_generator_state(ckpt, meta, which)  # verified as it is read
+    check_fits(os.path.join(ckpt, generator_file(meta, which)), state, layer_state(G))
     G.set_state_dict(state)
     G.eval()
     classes = meta.get("classes") or [str(i) for i in range(cfg.model.num_classes)]
@@ -100,15 +125,18 @@ def interpolation_z(seed: int, strips: int, steps: int, z_dim: int) -> np.ndarra
 
 
 def class_index(spec: str, classes: list[str]) -> int:
-    """A class given on the command line, by index or by name, as an index; ConfigError if it is
-    neither (the message lists the classes)."""
+    """A class given on the command line, by index or by name (any case: sneaker is Sneaker), as an
+    index; ConfigError if it is neither (the message lists the classes)."""
     from .errors import ConfigError
 
     if not classes:
         raise ConfigError(f"--class {spec}: this generator is unconditional (model.num_classes is 0)")
     if spec in classes:
         return classes.index(spec)
-    if spec.lstrip("-").isdigit() and 0 <= int(spec) < len(classes):
+    folded = [c.casefold() for c in classes]
+    if folded.count(spec.casefold()) == 1:
+        return folded.index(spec.casefold())
+    if spec.isascii() and spec.isdigit() and int(spec) < len(classes):  # ("²".isdigit(), but int("²") fails)
         return int(spec)
     shown = ", ".join(f"{i}={c}" for i, c in enumerate(classes))
     raise ConfigError(f"--class {spec}: not a class of this generator ({shown})")

@@ -71,7 +71,13 @@ def bar(total: int, desc: str, unit: str = "it", initial: int = 0, leave: bool =
 
 
 def say(msg: str) -> None:
-    """One line on stdout; above the bars when any are on screen."""
+    """One line on stdout, escaped (errors.printable: names from files cannot start another line or
+    drive the terminal); above the bars when any are on screen. A leading newline is kept: it ends a
+    bar's line (signals.py)."""
+    from .errors import printable
+
+    msg = str(msg)
+    msg = "\n" * (len(msg) - len(msg.lstrip("\n"))) + printable(msg.lstrip("\n"))
     if _open:
         from tqdm import tqdm
 

@@ -41,16 +41,33 @@ class _Restricted(pickle.Unpickler):
         raise RefusedPickle("it uses persistent references, which a checkpoint or dataset never needs")
 
 
-def _check_arrays(obj, where: str = "") -> None:
-    """Refuse arrays of Python objects anywhere in the loaded structure."""
-    if isinstance(obj, np.ndarray) and obj.dtype.hasobject:
-        raise RefusedPickle(f"it holds an array of Python objects{f' at {where}' if where else ''}")
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _check_arrays(v, f"{where}[{k!r}]")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            _check_arrays(v, f"{where}[{i}]")
+MAX_DEPTH = 32  # nesting of containers: a state dict needs 2 (paddle.save's name map inside the dict)
+MAX_NODES = 10_000_000  # distinct containers and values: far beyond any state dict or dataset batch
+
+
+def _check_arrays(obj) -> None:
+    """Refuse arrays of Python objects anywhere in the loaded structure. Each distinct object is
+    visited once (a pickle's memo can make a few hundred bytes a structure of 2^60 paths through
+    shared references, l = [l, l] sixty times), iteratively, with the depth and the number of
+    objects bounded: the walk costs at most what the file's own size allowed the unpickler to build."""
+    seen: set[int] = set()
+    todo = [(obj, 0, "")]
+    while todo:
+        item, depth, where = todo.pop()
+        if isinstance(item, np.ndarray):
+            if item.dtype.hasobject:
+                raise RefusedPickle(f"it holds an array of Python objects{f' at {where}' if where else ''}")
+            continue
+        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if depth >= MAX_DEPTH:
+            raise RefusedPickle(f"it nests containers deeper than {MAX_DEPTH} levels, which a checkpoint or dataset "
+                                f"never does")
+        if len(seen) > MAX_NODES:
+            raise RefusedPickle(f"it holds more than {MAX_NODES} containers, which a checkpoint or dataset never does")
+        children = item.items() if isinstance(item, dict) else enumerate(item)
+        todo.extend((v, depth + 1, f"{where}[{k!r}]"[:200]) for k, v in children)
 
 
 def loads(data: bytes, encoding: str = "ASCII"):

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import paddle
 
-from . import metrics, progress, seeds
+from . import bounds, metrics, progress, seeds
 from .config import Config, dump
 from .data import BatchStream, build_dataset
 from .distributed import SINGLE, World, agree, on_gpu, sync_batchnorm, wait_for_writer, wrap
@@ -73,6 +73,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     writes run_dir). Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number or None).
     """
     t, m = cfg.train, cfg.model
+    bounds.check_config(cfg)  # the products of the keys (grid, batches, evaluation), before anything is made
+    bounds.check_model(m, copies_of_G=2 if t.ema else 1)  # from the parameters' shapes, before a weight is made
     try:
         dataset = build_dataset(cfg.data, m)  # bad data fails before anything is written
     except MemoryError:

@@ -81,3 +81,22 @@ def assert_same_state(a, b):
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PADDLE_GAN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One quickstart run at SMALL widths, 8 steps, every 4th saved and kept (steps 4 and 8), trained
+    once for the whole session; tests that change it take a copy (the `run` fixtures)."""
+    run = tmp_path_factory.mktemp("small") / "run"
+    train(run, "train.steps=8", "train.keep_checkpoints=0", check=True)
+    return run
+
+
+def resign(ckpt, name):
+    """Re-sign file `name` of a checkpoint in its state.json, as whoever hands over a forged file would."""
+    import hashlib
+
+    data = (ckpt / name).read_bytes()
+    meta = json.loads((ckpt / "state.json").read_text())
+    meta["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (ckpt / "state.json").write_text(json.dumps(meta))

@@ -95,7 +95,7 @@ def test_generate_from_a_lone_checkpoint(eval_run, tmp_path, capsys):
     out = tmp_path / "out"
     assert tool("generate", "--checkpoint", str(alone), "--num", "5", "--out", str(out)) == 0
     files = sorted(os.listdir(out))
-    assert files == [f"{i:06d}.png" for i in range(5)]
+    assert files == [f"{i:06d}.png" for i in range(5)] + ["generated.json"]
     img = cv2.imread(str(out / files[0]), cv2.IMREAD_UNCHANGED)
     assert img.shape == (32, 32) and img.dtype == np.uint8
     first = (out / files[0]).read_bytes()
@@ -106,8 +106,8 @@ def test_generate_from_a_lone_checkpoint(eval_run, tmp_path, capsys):
     assert tool("generate", "--checkpoint", str(alone), "--interpolate", "3", "--steps", "6",
                 "--out", str(tmp_path / "interp")) == 0
     strips = sorted(os.listdir(tmp_path / "interp"))
-    assert strips == ["interp_000.png", "interp_001.png", "interp_002.png"]
-    assert cv2.imread(str(tmp_path / "interp" / strips[0])).shape[:2] == (34 + 2, 6 * 34 + 2)
+    assert strips == ["generated.json", "interp_000.png", "interp_001.png", "interp_002.png"]
+    assert cv2.imread(str(tmp_path / "interp" / strips[1])).shape[:2] == (2 * (34 + 2), 2 * (6 * 34 + 2))  # x2 too
     # --gif needs the run's samples: there are none next to a lone checkpoint
     assert tool("generate", "--checkpoint", str(alone), "--gif", "--out", str(out)) == 2
     assert "no sample grids" in capsys.readouterr().err
@@ -203,7 +203,7 @@ def test_tools_report_an_unwritable_output_in_one_line(eval_run, tmp_path, capsy
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     for name, extra in (("generate", ["--num", "2"]), ("export", [])):
-        assert tool(name, "--checkpoint", ckpt, "--out", str(blocker / "out"), *extra) == 1
+        assert tool(name, "--checkpoint", ckpt, "--out", str(blocker / "out"), *extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], (name, err)
 
@@ -226,6 +226,6 @@ def test_the_pretrained_generators_score_what_the_readme_says(name, tmp_path, ca
     if "class_acc_lenet_fashion_2000_test" in recorded:
         assert record["class_acc_lenet_fashion"] == pytest.approx(recorded["class_acc_lenet_fashion_2000_test"], abs=0.01)
     assert tool("generate", "--pretrained", name, "--num", "4", "--out", str(tmp_path / "g")) == 0
-    assert len(os.listdir(tmp_path / "g")) == 4
+    assert len(os.listdir(tmp_path / "g")) == 5  # and generated.json
     assert tool("generate", "--pretrained", "nope", "--out", str(tmp_path / "n")) == 2
     assert f"choose from {', '.join(zoo.names())}" in capsys.readouterr().err

@@ -254,7 +254,7 @@ def test_generate_eval_and_export_a_conditional_checkpoint(conditional_run, tmp_
     ckpt = str(_ckpt(conditional_run, 4))
     out = tmp_path / "sneakers"
     assert tool("generate", "--checkpoint", ckpt, "--class", "Sneaker", "--num", "3", "--out", str(out)) == 0
-    assert sorted(os.listdir(out)) == ["000000.png", "000001.png", "000002.png"]
+    assert sorted(os.listdir(out)) == ["000000.png", "000001.png", "000002.png", "generated.json"]
     gen = open_generator(ckpt)
     assert gen.which == "G_ema" and open_generator(ckpt, raw=True).which == "G"
     z = np.random.default_rng(1).standard_normal((3, 100)).astype(np.float32)

@@ -21,11 +21,12 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="checkpoint folder (e.g. <run>/checkpoints/best)")
+    src.add_argument("--checkpoint", help="checkpoint folder (e.g. <run>/checkpoints/best), or a run folder (its "
+                     "newest checkpoint)")
     src.add_argument("--real", metavar="DATA:SPLIT", help="score real images instead of a generator")
     src.add_argument("--pretrained", metavar="NAME", help="a generator that ships with the package (tools/generate.py "
-                     "--pretrained list)")
-    p.add_argument("--num", type=int, default=10000, help="generated (and real) images (default 10000)")
+                     "--pretrained list shows them)")
+    p.add_argument("--num", type=int, default=10000, help="generated (and real) images (default 10000; 10..1000000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the z batch and the KID subsets")
     p.add_argument("--data", metavar="DATA[:SPLIT]", help="reference data (default: the checkpoint's)")
     p.add_argument("--data-root", help="folder of the reference data (default: the usual places)")
@@ -39,16 +40,22 @@ def main(argv=None) -> int:
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
-    if args.num < 10:
-        p.error("--num must be >= 10")
+    from paddle_gan.bounds import MAX_GENERATED, check_count
     from paddle_gan.metrics.checkpoint_eval import evaluate_checkpoint, record_evaluation
 
     def body() -> int:
         from paddle_gan import zoo
+        from paddle_gan.inference import find_checkpoint
 
+        if args.pretrained == "list":
+            print("\n".join(zoo.names()))
+            return 0
+        check_count(args.num, MAX_GENERATED, "--num", low=10)
         device.use(args.device, key="--device")
         if args.pretrained:
             args.checkpoint = zoo.path(args.pretrained)
+        elif args.checkpoint:
+            args.checkpoint = find_checkpoint(args.checkpoint)
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
                                      args.inception_weights, args.real, args.img_size, raw=args.raw,
                                      quantize=not args.float_images)

@@ -100,8 +100,11 @@ def validate(cfg: Config) -> None:
              f"(model.num_classes > 0 and model.d_cond {' or '.join(k for k, v in CLASSIFYING.items() if v)})")
     for key in ("class_weight_D", "class_weight_G"):
         need(getattr(t, key) >= 0, f"train.{key}", "must be >= 0")
-    for name in [p.strip() for p in t.diffaug.split(",")] if t.diffaug.strip() else []:
+    policies = [p.strip() for p in t.diffaug.split(",")] if t.diffaug.strip() else []
+    for i, name in enumerate(policies):
         need(name in DIFFAUG, "train.diffaug", f"unknown augmentation {echo(name)} (choose from {', '.join(DIFFAUG)})")
+        need(name not in policies[:i], "train.diffaug", f"{name} is given twice (each augmentation once: "
+                                                       f"{', '.join(DIFFAUG)})")
     broken = m.arch.breaks_second_derivatives()
     if (loss.gradient_penalty or t.r1_gamma > 0) and broken:
         penalty = f"train.loss={t.loss}" if loss.gradient_penalty else "train.r1_gamma"

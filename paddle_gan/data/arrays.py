@@ -11,7 +11,9 @@ import paddle
 
 
 def log(msg: str) -> None:
-    print(f"[data] {msg}", file=sys.stderr, flush=True)
+    from ..errors import printable  # folder and class names come from the user's files
+
+    print(f"[data] {printable(msg)}", file=sys.stderr, flush=True)
 
 
 def cache_dir() -> str:

@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 
 from .. import progress
+from ..bounds import check_dataset
 from ..errors import DataError
 from .arrays import ArrayDataset, log, resize_square, take_first
 from .download import locate, paddle_data_home, search_dirs
@@ -87,6 +88,7 @@ def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: 
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{paths[0]}: expected [N, H, W] images with N labels, got {images.shape} / {labels.shape}")
     images, labels = take_first(images, labels.astype(np.int64), limit)
+    check_dataset(len(images), channels, img_size, name)
     if images.shape[1] != img_size:
         with progress.bar(len(images), f"resizing {name} to {img_size}px", "img") as bar:
             resized = np.empty((len(images), img_size, img_size), np.uint8)

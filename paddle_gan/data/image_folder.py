@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,53 +12,18 @@ import cv2
 import numpy as np
 
 from .. import progress
+from ..bounds import check_dataset
 from ..errors import DataError
 from ..files import atomic_write
+from ..images import header_pixels
 from .arrays import ArrayDataset, cache_dir, log, resize_square
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
-# What a file is, by its first bytes, as OpenCV picks its decoder: only these four are decoded, so
-# that the size read from the header below is the size the decoder will allocate. (A Radiance HDR
-# file named huge.png decoded to 2.1 GB past data.max_pixels when any header PIL could not read was
-# let through.)
-SIGNATURES = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "BMP": (b"BM",), "WEBP": (b"RIFF",)}
-
-
-def _format(head: bytes) -> str | None:
-    for name, starts in SIGNATURES.items():
-        if head.startswith(starts) and (name != "WEBP" or head[8:12] == b"WEBP"):
-            return name
-    return None
-
-
-def _pixels(path: str) -> int | None:
-    """Width x height from the file's header, without decoding it; None unless the file is a PNG,
-    JPEG, BMP or WebP by its content and PIL reads that format's header."""
-    from PIL import Image
-
-    try:
-        with open(path, "rb") as f:
-            kind = _format(f.read(16))
-    except OSError:
-        return None
-    if kind is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
-        try:
-            with Image.open(path, formats=[kind]) as im:
-                return im.size[0] * im.size[1]
-        except Image.DecompressionBombError:  # over twice PIL's own limit: certainly over ours too
-            return 1 << 62
-        except Exception:
-            return None
-
-
 def _decode(path: str, img_size: int, channels: int, max_pixels: int):
     """(C x S x S uint8 image, None) or (None, why it was skipped)."""
-    pixels = _pixels(path)
+    pixels = header_pixels(path)
     if pixels is None:  # never decoded: its size cannot be known before the decoder allocates it
         return None, "unsized"
     if pixels > max_pixels:
@@ -148,15 +112,20 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
     if not files:
         raise DataError(f"data.root {root!r} holds no {'/'.join(e[1:] for e in IMAGE_EXTS)} images"
                         + (f" that are regular files ({len(irregular)} are not)" if irregular else ""))
+    check_dataset(len(files), channels, img_size, f"data.root {root!r}")
     key = hashlib.sha1(repr((os.path.abspath(root), img_size, channels, labels, max_pixels,
                              [(f, os.path.getsize(f), os.path.getmtime(f)) for f in files])).encode()).hexdigest()
     cached = os.path.join(cache_dir(), "image_folder", f"{key}.npy")
     cached_labels = os.path.join(cache_dir(), "image_folder", f"{key}.labels.npy")
     if cache and os.path.isfile(cached) and os.path.isfile(cached_labels):
         try:
-            images, kept = np.load(cached, mmap_mode="r"), np.load(cached_labels)
-            if images.shape[1:] != (channels, img_size, img_size) or len(kept) != len(images):
-                raise ValueError("shape")
+            images = np.load(cached, mmap_mode="r")  # (mapped: only its header is read here)
+            if os.path.getsize(cached_labels) > 8 * len(images) + 4096:
+                raise ValueError("labels file too big")
+            kept = np.load(cached_labels)
+            if (images.shape[1:] != (channels, img_size, img_size) or len(kept) != len(images)
+                    or images.dtype != np.uint8 or kept.dtype != np.int64 or not kept.dtype.isnative):
+                raise ValueError("shape or dtype")
             log(f"image_folder: {len(images)} decoded images from cache {cached}")
             return ArrayDataset(images, kept, name="image_folder", classes=names)
         except (OSError, ValueError):

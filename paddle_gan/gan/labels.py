@@ -4,7 +4,7 @@ that the loop, the sample grids, the evaluation and tools/generate.py never ask 
     plan = plan_for(cfg.model)    # Unconditional(), or ClassConditional(num_classes)
     plan.real_batch(stream)       # (images, their labels or None)
     plan.fake_labels(n)           # the labels asked of G in a training step (Paddle's RNG), or None
-    plan.grid_noise(z), plan.grid_labels(n), plan.row_length(n)   # a sample grid
+    plan.grid_noise(z), plan.grid_labels(n), plan.row_length(n), plan.grid_images(n)   # a sample grid
     plan.balanced(n)              # an evaluation: each class equally often, or None
 
 Conditional sample grids have one row per class and the same z down each column, so that only the
@@ -38,6 +38,10 @@ class Unconditional:
     def row_length(self, n: int):
         """Images per row of a grid of n (None: as square as it gets)."""
         return None
+
+    def grid_images(self, n: int) -> int:
+        """How many images a grid asked for n holds (len(grid_noise(z)) for n vectors z)."""
+        return n
 
     def balanced(self, n: int):
         return None
@@ -77,6 +81,9 @@ class ClassConditional(Unconditional):
     def row_length(self, n: int) -> int:
         return n // self.num_classes
 
+    def grid_images(self, n: int) -> int:
+        return self.num_classes * -(-n // self.num_classes)
+
     def balanced(self, n: int) -> np.ndarray:
         """0, 1, ..., C-1, 0, 1, ...: what evaluation asks of G."""
         return np.arange(n, dtype=np.int64) % self.num_classes
@@ -103,6 +110,9 @@ class OneClass(ClassConditional):
 
     def row_length(self, n: int):
         return None
+
+    def grid_images(self, n: int) -> int:
+        return n
 
     def balanced(self, n: int):
         return np.full(n, self.cls, np.int64)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 
 import numpy as np
 
@@ -76,6 +77,23 @@ def _subset(images: np.ndarray, num: int, rng: np.random.Generator) -> np.ndarra
     return images[np.sort(rng.choice(len(images), num, replace=False))]
 
 
+def _cached_features(path: str, num: int):
+    """(features, probs) from a reference cache, checked before it is read: at most the size `num`
+    rows of Inception features and probabilities take, stored (not compressed: no member can inflate
+    beyond what the file holds), float32 arrays of num rows or fewer."""
+    if os.path.getsize(path) > num * 4 * (2048 + 1008) + (1 << 16):
+        raise ValueError("too big")
+    with zipfile.ZipFile(path) as zf:
+        if any(i.compress_type != zipfile.ZIP_STORED or i.file_size > i.compress_size + 4096 for i in zf.infolist()):
+            raise ValueError("compressed member")
+    with np.load(path, allow_pickle=False) as z:
+        feats, probs = z["features"], (z["probs"] if "probs" in z.files else None)
+    for a in (feats, probs) if probs is not None else (feats,):
+        if a.dtype != np.float32 or a.ndim != 2 or len(a) > num:
+            raise ValueError("not float32 [N, D]")
+    return feats, probs
+
+
 def real_features(extractor, data_cfg, model_cfg, num: int):
     """(features, probs) of up to `num` real images of the reference split (a fixed subset), cached."""
     # keyed on the extractor's weights too: the features of one Inception file are no reference for another
@@ -86,10 +104,9 @@ def real_features(extractor, data_cfg, model_cfg, num: int):
     path = os.path.join(cache_dir(), "stats", key + ".npz")
     if os.path.isfile(path):
         try:
-            with np.load(path) as z:
-                return z["features"], (z["probs"] if "probs" in z.files else None)
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable cache: recompute and overwrite
+            return _cached_features(path, num)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # unreadable or implausible cache: recompute and overwrite
     images = _subset(build_dataset(data_cfg, model_cfg).images, num, seeds.reference_rng())
     feats, probs = [], []
     with progress.bar(len(images), f"reference features ({extractor.name}, once)", "img") as bar:

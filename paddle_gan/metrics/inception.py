@@ -172,9 +172,14 @@ def convert_state_dict(sd: dict) -> dict:
     return out
 
 
+MAX_WEIGHTS_BYTES = 256 << 20  # the FID Inception weights are 91-104 MB; a bigger file is refused unread
+
+
 def _read_weights(path: str) -> dict:
     from ..data import DataError
+    from ..files import read_limited
 
+    data = read_limited(path, MAX_WEIGHTS_BYTES, "FID Inception weights")
     if path.endswith((".pth", ".pt")):
         try:
             import torch
@@ -182,12 +187,13 @@ def _read_weights(path: str) -> dict:
             raise DataError(f"{path}: a PyTorch file; reading it needs torch (pip install torch), "
                             f"or give a .pdparams") from None
         try:  # weights_only: torch's own restricted unpickler (tensors and containers, no code)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            import io
+
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:
             raise DataError(f"{path}: cannot read Inception weights ({str(e).strip().splitlines()[0][:200]})") from None
     try:
-        with open(path, "rb") as f:
-            return safepickle.load_state_dict(f.read())
+        return safepickle.load_state_dict(data)
     except safepickle.RefusedPickle as e:
         raise DataError(f"{path}: refused to load: {e}") from None
     except Exception as e:

@@ -16,6 +16,7 @@ Checkpoints (below) is what the training loop writes them with.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -28,11 +29,11 @@ import paddle
 from .. import __version__, device, safepickle
 from ..errors import CheckpointError, TrainingError
 from ..config.choices import echo
-from ..files import atomic_write_text, fsync_dir, sha256_of
+from ..files import atomic_write_text, fsync_dir, only_entries, sha256_of, swap_folder, write_folder
 from . import layout
 from .checkpoint_history import list_checkpoints, rotate
-from .state_json import (FORMAT, GENERATOR_ONLY, NOISE_FILE, STATE_DICTS, STATE_FILE, checkpoint_config, read_state,
-                         read_verified)
+from .state_json import (FORMAT, GENERATOR_ONLY, NOISE_FILE, SAFETENSORS, STATE_DICTS, STATE_FILE, checkpoint_config,
+                         read_state, read_verified)
 
 
 def _write_paddle(obj, path: str) -> None:
@@ -66,14 +67,9 @@ def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.nda
                     paddle=paddle.__version__, time=time.time())
         atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(meta, indent=1) + "\n")
         fsync_dir(tmp)
-        if os.path.exists(final):  # the same step saved again (or a new best): swap the old folder out first
-            old = final + f".old-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-        fsync_dir(ckpt_root)
+        # the same step saved again (or a new best) replaces the earlier folder (clean_temporary puts an
+        # .old-<pid> one back if a kill came between the two renames where they cannot be one exchange)
+        swap_folder(tmp, final, final + f".old-{os.getpid()}")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -95,28 +91,78 @@ def read_state_dict(ckpt: str, meta: dict, name: str) -> dict:
 NAMES_KEY = "StructuredToParameterName@@"  # paddle.save's map of structured names to parameter names
 
 
-def save_generator_only(ckpt: str, out: str) -> str:
-    """A copy of checkpoint `ckpt` that holds only what generate, eval and export read: its EMA
-    generator (or G), the fixed noise and state.json (contents: generator), verified as it is read and
-    written atomically. A few MB instead of G, D and both optimizers: what paddle_gan/zoo ships."""
-    meta = read_state(ckpt, verify=True)
-    keep = [STATE_DICTS["G_ema" if STATE_DICTS["G_ema"] in meta["files"] else "G"], NOISE_FILE]
-    tmp = f"{out.rstrip(os.sep)}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+def generator_file(meta: dict, which: str) -> str | None:
+    """The file that holds generator `which` (G or G_ema) in a checkpoint: its safetensors where the
+    checkpoint has one (no pickle is read then), else its .pdparams; None if it has neither."""
+    for name in (SAFETENSORS[which], STATE_DICTS[which]):
+        if name in meta["files"]:
+            return name
+    return None
+
+
+def read_generator_state(ckpt: str, meta: dict, which: str) -> dict:
+    """Generator `which`'s state dict, verified as it is read (safetensors or the restricted unpickler)."""
+    name = generator_file(meta, which)
+    if name is None:
+        raise CheckpointError(f"{ckpt}: holds no {which}")
+    if name.endswith(".safetensors"):
+        from safetensors.numpy import load
+
+        try:
+            return dict(load(read_verified(ckpt, meta, name)))
+        except Exception as e:  # a file that passed its hash but is not safetensors
+            raise CheckpointError(f"{os.path.join(ckpt, name)}: cannot load ({type(e).__name__})") from None
+    return read_state_dict(ckpt, meta, name)
+
+
+def earlier_generator_only(path: str, also=()) -> str | None:
+    """None if `path` is a generator-only checkpoint this package wrote (its state.json says so and it
+    holds nothing else but the names in `also`), else why not: what export --format checkpoint (and
+    benchmarks/zoo_entry.py, with also=zoo.json) may replace."""
     try:
-        for name in keep:
+        meta = read_state(path, verify=False)
+    except CheckpointError:
+        return "no generator-only state.json"
+    if meta.get("contents") != GENERATOR_ONLY:
+        return "a training checkpoint, not a generator-only one"
+    return only_entries(path, lambda name: name == STATE_FILE or name in meta["files"] or name in also)
+
+
+def save_generator_only(ckpt: str, out: str, pickle: bool = True) -> str:
+    """A copy of checkpoint `ckpt` that holds only what generate, eval and export read: its EMA
+    generator (or G) as .safetensors and (pickle=True) as .pdparams, the fixed noise and state.json
+    (contents: generator), verified as it is read. A few MB instead of G, D and both optimizers;
+    without the pickle, what paddle_gan/zoo ships. `out` is written whole (files.write_folder): a new
+    folder, or an earlier generator-only checkpoint, replaced; anything else is refused."""
+    from safetensors.numpy import save
+
+    meta = read_state(ckpt, verify=True)
+    which = "G_ema" if generator_file(meta, "G_ema") else "G"
+    state = read_generator_state(ckpt, meta, which)
+    tensors = {k: np.ascontiguousarray(v) for k, v in state.items() if isinstance(v, np.ndarray)}
+    blobs = {SAFETENSORS[which]: save(tensors), NOISE_FILE: read_verified(ckpt, meta, NOISE_FILE)}
+    if pickle:
+        blobs[STATE_DICTS[which]] = (read_verified(ckpt, meta, STATE_DICTS[which])
+                                     if STATE_DICTS[which] in meta["files"] else _pdparams_bytes(state))
+
+    def fill(tmp: str) -> None:
+        for name, data in blobs.items():
             with open(os.path.join(tmp, name), "wb") as f:
-                f.write(read_verified(ckpt, meta, name))
-        small = dict(meta, contents=GENERATOR_ONLY, files={n: meta["files"][n] for n in keep})
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        files = {n: {"bytes": len(d), "sha256": hashlib.sha256(d).hexdigest()} for n, d in sorted(blobs.items())}
+        small = dict(meta, contents=GENERATOR_ONLY, files=files)
         atomic_write_text(os.path.join(tmp, STATE_FILE), json.dumps(small, indent=1) + "\n")
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder(out, fill, earlier_generator_only)
+
+
+def _pdparams_bytes(state: dict) -> bytes:
+    """A state dict as paddle.save writes it (for a generator-only checkpoint made from safetensors alone)."""
+    buf = io.BytesIO()
+    paddle.save(state, buf)
+    return buf.getvalue()
 
 
 def check_fits(path: str, loaded: dict, expected: dict) -> None:

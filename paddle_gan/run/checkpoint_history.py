@@ -48,7 +48,10 @@ def rotate(run_dir: str, keep: int, protect: str | None = None) -> None:
             _remove(path)
 
 
-_ATOMIC_LEFTOVER = re.compile(r"^\..+\.tmp$")  # utils.atomic_write's temporary files
+# files.atomic_write's temporaries (.<name>.<random>.tmp) of the files a run writes: a hidden .tmp file
+# of any other name in the folder is not the run's to delete
+_ATOMIC_LEFTOVER = re.compile(r"^\.(%s|step_\d{7,}\.png)\.[^.]+\.tmp$" % "|".join(
+    re.escape(n) for n in (layout.CONFIG, layout.CURVES, layout.PROGRESS_GIF, layout.METRICS)))
 
 
 def clean_temporary(run_dir: str) -> None:

@@ -21,7 +21,7 @@ VDL_RECORDS = "vdlrecords.paddle_gan.log"  # the one record file in it (vdl_view
 VDL_POSITION = "position.json"  # beside it: the file's size and last step at the last flush
 CURVES = "curves.png"
 PROGRESS_GIF = "progress.gif"
-LOCK = "train.lock"  # runlock.RunLock: one writer per run folder
+LOCK = "train.lock"  # lock.RunLock: one writer per run folder
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # checkpoints/best/: the best evaluated checkpoint, kept apart from rotation
 
@@ -109,6 +109,13 @@ def abandoned_dir(run: str, stamp: str) -> str:
 def rejected_metrics_path(run: str) -> str:
     """Lines of the metrics log that could not be read, kept beside it instead of deleted."""
     return os.path.join(run, METRICS + ".rejected")
+
+
+def looks_like_run(folder: str) -> bool:
+    """A folder a trainer has written (checkpoints/, its lock, or its config and log), even one killed
+    before its first checkpoint: what tools/train.py --output may write into besides a new or empty one."""
+    have = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    return CHECKPOINTS in have or LOCK in have or {CONFIG, METRICS} <= have
 
 
 def is_run(folder: str) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import layout
 from ..files import atomic_write_bytes
+from ..bounds import MAX_GIF_FRAMES, MAX_GRID_PIXELS, need_memory
 from ..images import read_png
 from ..progress import say
 from .run_log import read_metrics
@@ -75,9 +76,34 @@ def progress_gif(frames: list[np.ndarray], ms_per_frame: int = 300) -> bytes:
     return buf.getvalue()
 
 
+def gif_frames(run_dir: str) -> list[np.ndarray]:
+    """The run's sample grids for a GIF: at most MAX_GIF_FRAMES of them, evenly spaced (first and last
+    kept), each decoded only if its header says it is a PNG within MAX_GRID_PIXELS, all of the first
+    one's size, and their total within memory. A grid that fails is left out, with a note."""
+    found = layout.sample_files(run_dir)
+    if len(found) > MAX_GIF_FRAMES:
+        picks = sorted({round(i * (len(found) - 1) / (MAX_GIF_FRAMES - 1)) for i in range(MAX_GIF_FRAMES)})
+        found = [found[i] for i in picks]
+    frames = []
+    for _, path in found:
+        try:
+            frame = read_png(path, MAX_GRID_PIXELS)
+        except OSError as e:
+            say(f"note: progress.gif leaves out {e}")
+            continue
+        if frames and frame.shape != frames[0].shape:
+            say(f"note: progress.gif leaves out {path}: {frame.shape[1]} x {frame.shape[0]} pixels, not the "
+                f"{frames[0].shape[1]} x {frames[0].shape[0]} of the first grid")
+            continue
+        if not frames:
+            need_memory(2 * frame.nbytes * len(found), "samples/", f"a GIF of {len(found)} grids")
+        frames.append(frame)
+    return frames
+
+
 def write_progress_gif(run_dir: str, out_path: str) -> bool:
     """The run's samples/*.png as a GIF at out_path; False (nothing written) if there are none."""
-    frames = [read_png(path) for _, path in layout.sample_files(run_dir)]
+    frames = gif_frames(run_dir)
     if not frames:
         return False
     atomic_write_bytes(out_path, progress_gif(frames))

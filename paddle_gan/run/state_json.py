@@ -23,8 +23,11 @@ FORMAT = "paddle_gan.checkpoint/1"
 STATE_FILE = "state.json"
 # state dict key -> the file it is kept in; then the fixed noise
 STATE_DICTS = {"G": "G.pdparams", "D": "D.pdparams", "opt_G": "G.pdopt", "opt_D": "D.pdopt", "G_ema": "G_ema.pdparams"}
+# a generator-only checkpoint also holds its generator in safetensors (a format with no code path at
+# all): what generate, eval and export read when it is there (the pickle beside it is for Paddle users)
+SAFETENSORS = {"G": "G.safetensors", "G_ema": "G_ema.safetensors"}
 NOISE_FILE = "fixed_noise.npy"
-KNOWN_FILES = (*STATE_DICTS.values(), NOISE_FILE)
+KNOWN_FILES = (*STATE_DICTS.values(), *SAFETENSORS.values(), NOISE_FILE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILE_BYTES = 1 << 40  # no checkpoint file of any model here comes near 1 TiB
 MAX_POSITION = 10 ** 12  # epochs, and images into an epoch
@@ -40,8 +43,8 @@ GENERATOR_ONLY = "generator"  # state.json "contents" of a checkpoint that holds
 def required_files(cfg, contents: str = "") -> list[str]:
     """The files a checkpoint of a run with config `cfg` must hold (G_ema only with train.ema); a
     generator-only one holds the generator that tools use (G_ema with train.ema, else G) and the noise."""
-    if contents == GENERATOR_ONLY:
-        return [STATE_DICTS["G_ema" if cfg.train.ema else "G"], NOISE_FILE]
+    if contents == GENERATOR_ONLY:  # (the generator's .pdparams or .safetensors: check_state asks for one)
+        return [NOISE_FILE]
     return [name for key, name in STATE_DICTS.items() if key != "G_ema" or cfg.train.ema] + [NOISE_FILE]
 
 
@@ -90,6 +93,9 @@ def check_state(meta, ckpt: str) -> None:
     need(meta.get("contents", "") in ("", GENERATOR_ONLY), f"contents must be \"{GENERATOR_ONLY}\" or absent")
     for name in required_files(cfg, meta.get("contents", "")):
         need(name in files, f"does not list {name} (every file of a checkpoint is listed with its size and hash)")
+    if meta.get("contents") == GENERATOR_ONLY:
+        need(any(n in files for d in (STATE_DICTS, SAFETENSORS) for k, n in d.items() if k in ("G", "G_ema")),
+             "lists no generator (G or G_ema, .pdparams or .safetensors)")
     data = meta.get("data")
     need(isinstance(data, dict) and set(data) == {"epoch", "offset"}
          and all(_is_int(v) and 0 <= v <= MAX_POSITION for v in data.values()),

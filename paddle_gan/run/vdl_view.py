@@ -20,7 +20,9 @@ import json
 import os
 
 from ..files import atomic_write_text
+from ..bounds import MAX_GRID_PIXELS
 from ..images import read_png
+from ..progress import say
 from . import layout
 
 IMAGE_TAG = layout.SAMPLES  # VisualDL's tag for the sample grids, named like their folder
@@ -78,7 +80,12 @@ class VisualDLView:
         for row in self.rows:
             scalars(row)
         for step, path in self.samples:
-            self.image(step, read_png(path), walltime=int(os.path.getmtime(path) * 1000))
+            try:  # a grid that is not one this run could have written is left out, never decoded
+                grid = read_png(path, MAX_GRID_PIXELS)
+            except OSError as e:
+                say(f"note: VisualDL leaves out {e}")
+                continue
+            self.image(step, grid, walltime=int(os.path.getmtime(path) * 1000))
         self.rows = self.samples = None
 
     def scalar(self, tag: str, value: float, step: int, walltime: int) -> None:

@@ -8,6 +8,7 @@ the same for every model: the class head of a conditional D (heads.py), model.in
 from __future__ import annotations
 
 import importlib
+import math
 
 import paddle
 from paddle import nn
@@ -16,7 +17,7 @@ from ...config.models import MODELS
 from .heads import HEADS
 from .layers import INITS, call, spectral_norm
 
-__all__ = ["NETWORKS", "build_generator", "build_models", "call"]
+__all__ = ["NETWORKS", "build_generator", "build_models", "call", "parameter_count"]
 
 NETWORKS = {name: importlib.import_module(f"{__name__}.{name}") for name in MODELS}  # model.name -> its file
 
@@ -34,6 +35,13 @@ def build_generator(m) -> nn.Layer:
         return _build_generator(m)
 
 
+def _networks(m) -> tuple[nn.Layer, nn.Layer]:
+    """(G, D) as the model's file builds them, with the class head; no init, no spectral norm."""
+    G = NETWORKS[m.name].generator(m)
+    D = NETWORKS[m.name].discriminator(m)
+    return G, (HEADS[m.d_cond](D, m.num_classes) if m.num_classes else D)
+
+
 def build_models(m) -> tuple[nn.Layer, nn.Layer]:
     """(G, D) from a ModelConfig; G is built (and initialised from the Paddle RNG) first, then D.
     Conditional models (model.num_classes) take the label as a second input."""
@@ -43,3 +51,13 @@ def build_models(m) -> tuple[nn.Layer, nn.Layer]:
         D = HEADS[m.d_cond](D, m.num_classes) if m.num_classes else D
         D = INITS[m.init](D)
         return G, (spectral_norm(D) if m.spectral_norm else D)
+
+
+def parameter_count(m) -> tuple[int, int]:
+    """(G's, D's) number of parameters, from their shapes alone: the networks are built under
+    paddle.LazyGuard (no weight is made) without model.init and spectral norm (which would make
+    tensors; neither changes a count), so a model too big for memory is known in milliseconds,
+    before it is built for real."""
+    with paddle.LazyGuard(), paddle.utils.unique_name.guard():
+        G, D = _networks(m)
+    return tuple(sum(math.prod(p.shape) for p in net.parameters()) for net in (G, D))

@@ -54,7 +54,7 @@ def _run(cmd, env=None):
 
 def paddle_parts(ckpt, num):
     from paddle_gan.gan.kernels import for_inference
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
     from paddle_gan.metrics import Evaluator, make_extractor
     from paddle_gan.metrics.scores import fid_from_features, inception_score, kid, knn_scores
 
@@ -82,7 +82,7 @@ def export_for_torch(ckpt, folder):
     """The checkpoint's G and the LeNet evaluator as NumPy arrays plus the model config, for the peer."""
     import numpy as np
 
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
     from paddle_gan.metrics.lenet import LeNetExtractor
     from paddle_gan.data.idx import BUNDLED_DIR, DEBIAN_FASHION_DIR
 

@@ -13,7 +13,7 @@ process: warm-up steps (not timed), then `repeats` timed blocks of `steps` steps
 is reported.
 
 The Paddle side is the trainer's own: the models, optimizers, kernels (train.conv, train.to_static),
-objective and shown generator built by paddle_gan.train.prepare_models, and per step
+objective and displayed generator built by paddle_gan.train.prepare, and per step
 gan.step.step_inputs (batches from the BatchStream, reseed, noise, labels) -> gan.step.train_step ->
 the EMA update: any config and overrides, every loss, penalty, n_critic and precision. The PyTorch
 side mirrors the Paddle modules layer for layer (same widths, kernels, strides, BN, dropout, spectral
@@ -107,25 +107,25 @@ def run_paddle(spec, loader, steps, repeats, warmup):
     import paddle
 
     from paddle_gan.distributed import SINGLE
-    from paddle_gan.gan.labels import plan_for
+    from paddle_gan.gan.labels import labeling_for
     from paddle_gan.gan.objective import Objective
     from paddle_gan.gan.step import step_inputs, train_step
-    from paddle_gan.train import prepare_models
+    from paddle_gan.train import prepare
 
     cfg = _cfg(spec)
     stream = _fake_stream(cfg)
     if loader:
         return _timed(lambda: paddle.to_tensor(stream.next()), steps, repeats, warmup)
-    plan, objective = plan_for(cfg.model), Objective.of(cfg)
+    labeling, objective = labeling_for(cfg.model), Objective.of(cfg)
     with paddle.utils.unique_name.guard():
-        M = prepare_models(cfg, None, SINGLE, plan)
-    state = {"step": 0}
+        state = prepare(cfg, None, SINGLE, labeling, stream, objective)
 
     def step():
-        inputs = step_inputs(stream, cfg, plan, state["step"])
-        train_step(M.G, M.D, M.opt_G, M.opt_D, **inputs, precision=M.precision, objective=objective)
-        state["step"] += 1
-        M.gens.update(M.G, state["step"])
+        inputs = step_inputs(stream, cfg, labeling, state.step)
+        train_step(state.G, state.D, state.opt_G, state.opt_D, **inputs, precision=state.precision,
+                   objective=objective)
+        state.step += 1
+        state.display.update(state.G, state.step)
 
     return _timed(step, steps, repeats, warmup)
 

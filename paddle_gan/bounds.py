@@ -76,7 +76,7 @@ def check_config(cfg) -> None:
     need_memory(3 * t.n_critic * t.batch_size * image, "train.batch_size, train.n_critic, model.img_size",
                 "the images of one step")
     if t.eval_every:
-        features = 2048 if m.channels == 3 or t.eval_extractor == "inception" else 256
+        features = 2048  # the most any extractor gives (Inception's pool features)
         need_memory(t.eval_samples * (2 * features * 4 + image), "train.eval_samples, model.img_size",
                     "an evaluation")
 

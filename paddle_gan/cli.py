@@ -16,7 +16,7 @@ import paddle
 from . import device, distributed
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
-from .gan import fit
+from .gan.state import expected
 from .progress import say
 from .run import layout
 from .run.checkpoint import load_checkpoint, load_latest
@@ -46,7 +46,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
             if output is None and run_dir is None:
                 raise ConfigError(f"--resume {resume}: not inside <run>/checkpoints/; give --output for the run folder")
             output = output or run_dir
-            ckpt = load_checkpoint(resume, expected=fit.expected)
+            ckpt = load_checkpoint(resume, expected=expected)
     if output is None:
         if config_path is None:
             raise ConfigError("give a config (-c FILE) or a run folder (--output DIR)")
@@ -63,7 +63,7 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
             note(f"--resume: there is no run folder {output} (nothing to continue): starting a new run there, "
                  f"from step 0")
         skipped = []
-        ckpt = load_latest(output, log=lambda m: (skipped.append(m), note(f"warning: {m}")), expected=fit.expected)
+        ckpt = load_latest(output, log=lambda m: (skipped.append(m), note(f"warning: {m}")), expected=expected)
         if ckpt is None and list_checkpoints(output):
             raise CheckpointError(f"--resume: no valid checkpoint in {layout.checkpoints_dir(output)} "
                                   f"(the newest: {skipped[0].split(': ', 1)[-1]})")

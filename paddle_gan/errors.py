@@ -34,6 +34,24 @@ BAD_INPUT = (ConfigError, DataError, CheckpointError, RunLockedError)  # exit 2
 CANNOT_GO_ON = (TrainingError, OSError)  # exit 1 (OSError: an output that cannot be written)
 
 
+ECHO = 60  # characters of a bad value that an error line repeats
+
+
+def cut(text: str) -> str:
+    """text, cut to ECHO characters: an error line names a bad value, never megabytes of it."""
+    return text if len(text) <= ECHO else f"{text[:ECHO]}... ({len(text)} characters)"
+
+
+def echo(value) -> str:
+    """repr(value), cut to ECHO characters."""
+    return cut(repr(value))
+
+
+def one_of(value, choices) -> str:
+    """The error text of a value that is not one of `choices`, built from the choice list itself."""
+    return f"must be one of {', '.join(repr(c) if c == '' else str(c) for c in choices)}, got {echo(value)}"
+
+
 def printable(text) -> str:
     """str(text) with every control character (newlines, terminal escapes, bidirectional overrides,
     line separators) written as a Python escape: a name taken from a file (a class name in a

@@ -9,11 +9,9 @@ shift the training stream, and a resumed run needs no saved RNG state to continu
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import time
-from types import SimpleNamespace
 
 import paddle
 
@@ -24,15 +22,16 @@ from .distributed import SINGLE, World, agree, on_gpu, sync_batchnorm, wait_for_
 from .errors import ConfigError, DataError, TrainingError
 from .files import atomic_write_text
 from .gan.ema import statistics_layers
-from .gan.generators import shown_generator
-from .gan.kernels import faster, use_onednn_convs
-from .gan.labels import plan_for
+from .gan.generators import displayed_generator
+from .gan.kernels import apply_speed_switches, use_onednn_convs
+from .gan.labels import labeling_for
 from .gan.models import build_models
-from .gan.objective import PANELS, TAGS, Objective
+from .gan.objective import Objective, panels, tags
 from .gan.precision import make_precision
-from .gan.step import make_optimizers, step_inputs, train_step
+from .gan.sample import sample_grid
+from .gan.state import TrainingState, make_optimizers
+from .gan.step import step_inputs, train_step
 from .images import display_scale
-from .inference import sample_grid
 from .ops import has_eligible
 from .progress import say
 from .run import layout
@@ -42,29 +41,32 @@ from .run.checkpoint_history import abandon_later, clean_temporary
 from .run.lock import RunLock
 from .run.plots import write_run_pictures
 from .run.run_log import Interval, RunLogger, status_line
+from .run.state_json import STATE_DICTS
 from .signals import StopOnSignal
 
 
-def prepare_models(cfg: Config, resume: dict | None, world: World, plan):
-    """G, D, their optimizers, the precision policy and the generator shown (G or the EMA one), built
-    and, for a resume, restored; with the speed switches applied."""
+def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, objective) -> TrainingState:
+    """The training state of a run: G, D, their optimizers, the displayed generator (G or the EMA
+    one), the precision policy, built and, for a resume, restored (TrainingState.load_state_dict:
+    every tensor checked against these networks first); then the speed switches applied."""
     t = cfg.train
+    note = say if world.writer else None
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
-    if resume:
-        for model, key in ((G, "G"), (D, "D"), (opt_G, "opt_G"), (opt_D, "opt_D")):
-            model.set_state_dict(resume[key])
-    gens = shown_generator(cfg, G, plan, resume, note=say if world.writer else None)
+    display = displayed_generator(cfg, G, labeling, note=note)
     # an MLP GAN has no convolutions to build the operator for; onednn unbuildable: fails here
     onednn = has_eligible(G, D) and use_onednn_convs(t.conv, quiet=not world.writer)
-    G, D = faster(G, D, t, onednn)  # (the operator has the second derivative a gradient penalty needs)
-    precision = make_precision(t.amp, on_gpu=on_gpu(), onednn=onednn, note=say if world.writer else None)
+    precision = make_precision(t.amp, on_gpu=on_gpu(), onednn=onednn, note=note)
+    state = TrainingState(G, D, opt_G, opt_D, display, precision, objective, stream)
     if resume:
-        precision.set_state_dict(resume.get("amp", {}))  # float16 loss scales continue where they were
+        state.load_state_dict(resume, where={k: os.path.join(resume["path"], STATE_DICTS[k])
+                                             for k in state.tensors()})
+    # (the operator has the second derivative a gradient penalty needs)
+    state.G, state.D = apply_speed_switches(G, D, t, onednn)
     if onednn:
-        gens.use_onednn()
-    return SimpleNamespace(G=G, D=D, opt_G=opt_G, opt_D=opt_D, precision=precision, gens=gens)
+        display.use_onednn()
+    return state
 
 
 def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = SINGLE) -> dict:
@@ -80,9 +82,9 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     except MemoryError:
         raise DataError(f"{cfg.data.name}: the images do not fit in memory at model.img_size={m.img_size} "
                         f"(data.limit takes fewer)") from None
-    plan = plan_for(m)  # which labels the run asks of G (none, or classes)
-    stream = BatchStream(dataset.images, t.batch_size, t.seed, **(resume["data"] if resume else {}),
-                         rank=world.rank, world=world.size, labels=plan.stream_labels(dataset))
+    labeling = labeling_for(m)  # which labels the run asks of G (none, or classes)
+    stream = BatchStream(dataset.images, t.batch_size, t.seed, rank=world.rank, world=world.size,
+                         labels=labeling.stream_labels(dataset))
     extractor = (metrics.make_extractor(t.eval_extractor, cfg.data.name, m.channels, t.inception_weights or None,
                                         conv=t.conv)
                  if t.eval_every and world.writer else None)  # missing weights fail here, before any write
@@ -92,11 +94,10 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         # the same names in every process, also in one that has trained before (a notebook, a test)
         held.enter_context(paddle.utils.unique_name.guard())
         try:  # built before the run folder exists: a model too big for memory leaves nothing behind
-            M = prepare_models(cfg, resume, world, plan)
+            state = prepare(cfg, resume, world, labeling, stream, objective)
         except MemoryError:
-            sizes = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(m.arch).items())
-            raise ConfigError(f"model: G and D do not fit in memory ({m.name}, {sizes}, img_size={m.img_size})") from None
-        if world.writer and objective.second_derivatives and statistics_layers(M.D):
+            raise ConfigError(f"model: G and D do not fit in memory ({m.name}, img_size={m.img_size})") from None
+        if world.writer and objective.second_derivatives and statistics_layers(state.D):
             say("note: D has BatchNorm, which mixes the images of a batch, while a gradient penalty is taken per "
                 "image (the WGAN-GP paper's critic has none); model.d_norm=none leaves it out")
         abandoned = None
@@ -111,46 +112,47 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
             say(f"resumed from {resumed_from} at step {step}")
         else:  # (conditional: one row per class, the same z down each column)
             step, resumed_from = 0, None
-            fixed_noise = plan.grid_noise(seeds.normal(t.seed, seeds.FIXED_NOISE, t.num_samples, m.z_dim))
+            fixed_noise = labeling.grid_noise(seeds.normal(t.seed, seeds.FIXED_NOISE, t.num_samples, m.z_dim))
         resume = None  # its tensors now live in the models and optimizers: no second copy for the whole run
-        G_train, D_train = wrap(M.G, world), wrap(M.D, world)  # DataParallel when world.size > 1
-        shown = M.gens.shown  # what sample grids, scores and best/ are about
-        models = {"G": M.G, "D": M.D, "opt_G": M.opt_G, "opt_D": M.opt_D, **M.gens.state_dicts()}
-        ckpts = Checkpoints(run_dir, cfg, models, stream, M.precision, fixed_noise, last=resumed_from,
-                            prepare=shown, **plan.state(dataset))
+        G_train, D_train = wrap(state.G, world), wrap(state.D, world)  # DataParallel when world.size > 1
+        display = state.display  # the generator of sample grids, scores and best/
+        ckpts = Checkpoints(run_dir, cfg, state, fixed_noise, last=resumed_from, prepare=display.generator,
+                            **labeling.state(dataset))
         ckpts.saved_step = step if resumed_from else None
         logger = None
         if world.writer:
             atomic_write_text(layout.config_path(run_dir), dump(cfg))
-            logger = RunLogger(run_dir, step, TAGS, abandoned=abandoned)
-        best = Best(run_dir, t.eval_metric, extractor.name) if extractor else None
-        evaluator = metrics.Evaluator(cfg, t.eval_samples, t.seed, extractor) if extractor else None
+            logger = RunLogger(run_dir, step, tags(), abandoned=abandoned)
+        chosen = metrics.chosen(t.eval_metrics, also=t.eval_metric)
+        best = Best(run_dir, t.eval_metric, extractor.name, metrics.lower_is_better(t.eval_metric)) if extractor else None
+        evaluator = metrics.Evaluator(cfg, t.eval_samples, t.seed, extractor, metrics=chosen) if extractor else None
         interval = Interval()
 
         def sample() -> None:  # shown enlarged: a cell is >= 64 px on screen
-            logger.image(step, sample_grid(shown(), fixed_noise, plan, scale=display_scale(m.img_size)))
+            logger.image(step, sample_grid(display.generator(), fixed_noise, labeling, scale=display_scale(m.img_size)))
 
         def log() -> None:  # one row: means over the steps since the last row
-            row = {"step": step, **interval.take(stream.global_batch), "lr_G": float(M.opt_G.get_lr()),
-                   "lr_D": float(M.opt_D.get_lr()), "epoch": stream.epoch}
+            row = {"step": step, **interval.take(stream.global_batch), "lr_G": float(state.opt_G.get_lr()),
+                   "lr_D": float(state.opt_D.get_lr()), "epoch": stream.epoch}
             logger.scalars(row)
             say(status_line(step, t.steps, row, interval.eta(t.steps - step)))
 
         try:
             with StopOnSignal() as stop:
                 agreed = None  # a parallel run stops on the signal all ranks agreed on after a step (distributed.agree)
-                M.G.train()
-                M.D.train()
+                state.G.train()
+                state.D.train()
                 if step == 0 and resumed_from is None and world.writer:
                     sample()
                 bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step) if world.writer
                                          else progress.bar(0, ""))  # a live bar on a terminal (progress.py)
                 while step < t.steps and (agreed if world.parallel else stop.signum) is None:
                     t0 = time.perf_counter()
-                    inputs = step_inputs(stream, cfg, plan, step, world)
+                    inputs = step_inputs(stream, cfg, labeling, step, world)
                     try:
-                        out, agreed = agree(world, train_step(G_train, D_train, M.opt_G, M.opt_D, **inputs,
-                                                              precision=M.precision, objective=objective), stop.signum)
+                        out, agreed = agree(world, train_step(G_train, D_train, state.opt_G, state.opt_D, **inputs,
+                                                              precision=state.precision, objective=objective),
+                                            stop.signum)
                     except (RuntimeError, OSError) as e:
                         if not world.parallel:
                             raise
@@ -159,8 +161,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                                             f"last complete checkpoint: {ckpts.last or 'none saved yet'}") from None
                     if agreed is not None:  # the launcher SIGTERMs the ranks still running once one has exited
                         stop.adopt(agreed)
-                    step += 1
-                    M.gens.update(M.G, step)
+                    step = state.step = step + 1
+                    display.update(state.G, step)
                     if not all(math.isfinite(v) for v in out.values()):
                         bad = ", ".join(f"{k}={v}" for k, v in out.items() if not math.isfinite(v))
                         raise TrainingError(f"training diverged at step {step}: {bad}; last good checkpoint: "
@@ -178,8 +180,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                     if (stream.epoch_done if t.sample_every == 0 else step % t.sample_every == 0) or last:
                         sample()
                     if t.eval_every and (step % t.eval_every == 0 or last):
-                        scores = evaluator(shown())  # the noise and the reference features are kept between calls
-                        which = M.gens.which
+                        scores = evaluator(display.generator())  # noise and reference features are kept
+                        which = display.which
                         logger.scalars({"step": step, "generator": which, **scores})
                         better = best.improved(scores)
                         summary = ", ".join(f"{k} {v:.4g}" for k, v in scores.items()
@@ -197,7 +199,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                         log()
                     if ckpts.saved_step != step:
                         ckpts.save(step, logger)
-                    write_run_pictures(run_dir, t.progress_gif, PANELS)
+                    write_run_pictures(run_dir, t.progress_gif, panels(),
+                                       [p for name in metrics.METRICS for p in metrics.METRICS[name].panels])
                 wait_for_writer(world)
                 stopped_by = agreed if world.parallel else stop.signum
         except OSError as e:  # a log or sample write: disk full, quota, a folder removed under us

@@ -221,7 +221,8 @@ def test_batch_stream_is_resumable_and_seeded():
     b = BatchStream(images, 3, seed=1)
     for _ in range(4):
         b.next()
-    c = BatchStream(images, 3, seed=1, **b.state())
+    c = BatchStream(images, 3, seed=1)
+    c.load_state_dict(b.state_dict())
     for want in batches[4:]:
         np.testing.assert_array_equal(c.next(), want)
     epoch0 = np.concatenate([x.ravel() for x in batches[:3]])

@@ -226,7 +226,7 @@ def test_batch_stream_shards_are_disjoint_and_cover_the_global_batch():
         parts = [s.next().ravel() for s in ranks]
         assert not set(parts[0]) & set(parts[1])
         assert sorted(np.concatenate(parts)) == sorted(whole)
-        assert ranks[0].state() == ranks[1].state() == one.state()
+        assert ranks[0].state_dict() == ranks[1].state_dict() == one.state_dict()
 
 
 def test_math_threads_are_shared_out_among_local_processes(monkeypatch):

@@ -11,7 +11,7 @@ from conftest import assert_same_state, quick, read_jsonl, tool, train
 
 from paddle_gan.data import BUNDLED_DIR
 
-EVAL = ["train.eval_every=4", "train.eval_samples=100"]
+EVAL = ["train.eval_every=4", "train.eval_samples=100", "train.eval_metrics=fid,kid,is,prdc"]
 FID = "fid_lenet_fashion"
 
 
@@ -119,7 +119,7 @@ def test_generate_from_a_lone_checkpoint(eval_run, tmp_path, capsys):
 
 
 def test_slerp_endpoints_and_norms():
-    from paddle_gan.inference import interpolation_z, slerp
+    from paddle_gan.gan.sample import interpolation_z, slerp
 
     a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
     path = slerp(a, b, np.linspace(0, 1, 5))
@@ -136,7 +136,7 @@ def test_slerp_endpoints_and_norms():
 def test_export_matches_the_dygraph_generator(eval_run, tmp_path, capsys):
     import paddle
 
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
 
     ckpt = str(eval_run / "checkpoints" / "best")
     gen = open_generator(ckpt)
@@ -165,7 +165,7 @@ def test_onnx_export_runs_in_onnxruntime_as_the_dygraph_generator(tmp_path, cond
     import onnxruntime
     import paddle
 
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
 
     run = tmp_path / "run"
     extra = ["model.num_classes=10", "model.g_cond=cbn"] if conditional else []

@@ -42,7 +42,7 @@ def test_fast_and_reference_paths_give_the_same_features_and_scores(ckpt):
 
     from paddle_gan import ops
     from paddle_gan.gan.kernels import for_inference
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
     from paddle_gan.metrics import Evaluator, make_extractor
     from paddle_gan.metrics.scores import knn_scores
 
@@ -64,7 +64,7 @@ def test_fast_and_reference_paths_give_the_same_features_and_scores(ckpt):
     for k in ref:
         assert fast[k] == pytest.approx(ref[k], rel=2e-3, abs=2e-3), k
     # the one-pass k-NN scores against the old way of computing them, on these real features
-    real, fake = ev_ref.real, f_ref
+    real, fake = ev_ref.real.features, f_ref
     got, want = knn_scores(real, np.concatenate([fake] * 3)), _reference_knn(real, np.concatenate([fake] * 3))
     for k in want:
         assert got[k] == pytest.approx(want[k], abs=1 / len(real)), k

@@ -133,7 +133,7 @@ def test_the_dashboard_opens_on_the_training_curves(tmp_path):
 
     run = tmp_path / "run"
     assert tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(run), "-o", *TINY, *SMALL,
-                "train.steps=4", "train.eval_every=4", "train.eval_samples=50") == 0
+                "train.steps=4", "train.eval_every=4", "train.eval_samples=50", "train.eval_metrics=fid,kid,is,prdc") == 0
     tags = LogReader(file_path=str(run / "vdl" / "vdlrecords.paddle_gan.log")).get_tags()["scalar"]
     assert {"GAN/loss_D", "GAN/loss_G", "GAN/D(x)", "GAN/D(G(z))", "perf/img_per_s",
             "score/fid_lenet_fashion"} <= set(tags)

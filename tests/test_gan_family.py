@@ -30,7 +30,8 @@ from paddle_gan.gan.losses import (
     r1_penalty,
 )
 from paddle_gan.gan.models import build_models
-from paddle_gan.gan.step import Objective, make_optimizers, train_step
+from paddle_gan.gan.state import make_optimizers
+from paddle_gan.gan.step import Objective, train_step
 
 # ---- losses and penalties against NumPy ------------------------------------------------------------
 
@@ -103,7 +104,8 @@ def test_penalty_gradients_on_the_onednn_operator_equal_paddles(config, extra):
     """The operator's second derivative: the penalty's gradient in every weight of D (BatchNorm in D
     or not, conv and dense heads) is the one Paddle's own kernels give."""
     from paddle_gan import ops
-    from paddle_gan.gan.objective import GradientPenalty, Judged, R1
+    from paddle_gan.gan.objective import Judged
+    from paddle_gan.gan.terms import R1, GradientPenalty
 
     cfg = load_config(os.path.join(CONFIGS, config), SMALL + extra + ["model.img_size=32"])
     term = GradientPenalty(10.0) if cfg.train.loss == "wgan_gp" else R1(cfg.train.r1_gamma)
@@ -249,7 +251,7 @@ def test_conditional_training_scores_class_accuracy_and_uses_the_ema(conditional
 
 
 def test_generate_eval_and_export_a_conditional_checkpoint(conditional_run, tmp_path, capsys):
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
 
     ckpt = str(_ckpt(conditional_run, 4))
     out = tmp_path / "sneakers"

@@ -12,7 +12,8 @@ from paddle import nn
 
 from paddle_gan.config import Config, load_config
 from paddle_gan.gan.models import build_generator, build_models
-from paddle_gan.gan.step import make_optimizers, train_step
+from paddle_gan.gan.state import make_optimizers
+from paddle_gan.gan.step import train_step
 
 
 def layers_of(model, kind):

@@ -159,7 +159,8 @@ def test_new_runs_resume_bit_for_bit(tmp_path, scenario):
 
 
 def test_class_fakes_and_weights_change_the_class_losses():
-    from paddle_gan.gan.objective import ClassLossD, ClassLossG, Judged
+    from paddle_gan.gan.objective import Judged
+    from paddle_gan.gan.terms import ClassLossD, ClassLossG
 
     out_real = paddle.to_tensor([[0.0, 2.0, -1.0], [0.0, 0.5, 0.3]])
     out_fake = paddle.to_tensor([[0.0, -1.0, 1.0], [0.0, 0.2, 0.1]])
@@ -203,7 +204,8 @@ def test_every_new_config_trains(tmp_path, config):
 def test_resnet_runs_on_the_onednn_operator_with_a_penalty():
     """Every convolution of the ResNet D runs on the operator, and an R1 penalty reaches D's weights."""
     from paddle_gan.gan.objective import Objective
-    from paddle_gan.gan.step import make_optimizers, train_step
+    from paddle_gan.gan.state import make_optimizers
+    from paddle_gan.gan.step import train_step
 
     cfg = load_config(RESNET, ["model.g_channels=8", "model.d_channels=8", "train.r1_gamma=10"])
     paddle.seed(0)
@@ -219,10 +221,10 @@ def test_resnet_runs_on_the_onednn_operator_with_a_penalty():
 def test_checkpoints_written_before_class_fakes_resume_with_it():
     """class_fakes now defaults to false (measured); a checkpoint written before the key existed was
     trained with D's classifier learning from fakes, and a resume of it continues that run."""
-    from paddle_gan.config.schema import TrainConfig
+    from paddle_gan.config import Config
     from paddle_gan.run.state_json import checkpoint_config
 
-    assert TrainConfig().class_fakes is False
+    assert Config().train.class_fakes is False
     old = load_config(os.path.join(CONFIGS, "acgan_fashion_mnist.yaml")).to_dict()
     del old["train"]["class_fakes"]
     assert checkpoint_config({"config": old}).train.class_fakes is True

@@ -1,14 +1,15 @@
-"""train.to_static and train.amp: the switches GPU users turn on, run here on CPU through the real
-tools/train.py. On CPU Paddle's autocast and GradScaler stay float32, and to_static compiles the same
-computation, so with Paddle's own convolutions each must give the float32 dygraph run's checkpoint
-bit for bit."""
+"""train.to_static and train.amp through the real tools/train.py, and what each precision mode
+chooses where. With Paddle's own convolutions, to_static compiles the same computation and train.amp
+has nothing to run in another precision on a CPU (Paddle's autocast and GradScaler stay float32), so
+each must give the float32 dygraph run's checkpoint bit for bit; each mode says what it chose.
+(bfloat16 on the oneDNN operator, on a CPU that has it: tests/test_fast_path.py.)"""
 import json
 
 import numpy as np
 import pytest
 from conftest import assert_same_state, load_state, quick
 
-from paddle_gan.gan.precision import FLOAT32, MixedPrecision, make_precision
+from paddle_gan.gan.precision import FLOAT32, PRECISIONS, CPUBFloat16, MixedPrecision, make_precision
 
 
 def test_to_static_and_amp_runs_equal_the_float32_dygraph_run(tmp_path):
@@ -65,3 +66,22 @@ def test_float16_loss_scales_go_through_state_json_and_back():
         loaded = fresh.scalers[k].loaded
         assert loaded["scale"][0] == scale and loaded["incr_count"] == 7 and loaded["use_dynamic_loss_scaling"]
     fresh.set_state_dict({})  # a checkpoint from a float32 run: scalers start fresh
+
+
+@pytest.mark.filterwarnings("ignore:AmpScaler can only be enabled")
+def test_each_precision_mode_chooses_by_device_and_says_so(monkeypatch):
+    """Every registered mode on a GPU, and on CPUs with and without bfloat16 arithmetic: the policy it
+    gives and the one line it says."""
+    said = []
+    for name in PRECISIONS:
+        assert isinstance(make_precision(name, on_gpu=True), MixedPrecision if name else type(FLOAT32))
+    monkeypatch.setenv("PADDLE_GAN_CPU_BF16", "none")
+    assert make_precision("bfloat16", note=said.append) is FLOAT32 and "has no bfloat16 arithmetic" in said[-1]
+    assert make_precision("float16", note=said.append) is FLOAT32 and "is for GPUs" in said[-1]
+    monkeypatch.setenv("PADDLE_GAN_CPU_BF16", "AMX")
+    assert make_precision("bfloat16", onednn=False, note=said.append) is FLOAT32 and "Paddle's kernels" in said[-1]
+    try:  # the operator's bfloat16 convolution checks out (or says why not) on this CPU
+        chosen = make_precision("bfloat16", note=said.append)
+    except Exception as e:  # the operator cannot be built here (no compiler): the precision is not what is tested
+        pytest.skip(f"no oneDNN operator: {e}")
+    assert isinstance(chosen, CPUBFloat16) == said[-1].startswith("train.amp=bfloat16 on AMX")

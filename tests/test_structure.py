@@ -1,7 +1,7 @@
 """The package's shape, which the README's Layout section promises: one job per module (no module
-over 300 lines), no import cycles, the run-folder names spelled only in run/layout.py, no variant
-name compared outside the module that defines it, each choice list equal to the table that
-implements it; and a resume that reads each checkpoint file once."""
+over 300 lines), no import cycles between modules or between sub-packages, the run-folder names
+spelled only in run/layout.py, no registered component's name compared outside the module that
+defines it, every choice list its registry; and a resume that reads each checkpoint file once."""
 import ast
 import builtins
 import os
@@ -54,9 +54,16 @@ def _imports(path):
 _ALL = {_module_name(p).replace(".", os.sep) for p in _sources("paddle_gan")}
 
 
-def test_no_import_cycles():
-    graph = {_module_name(p): _imports(p) - {_module_name(p)} for p in _sources("paddle_gan")}
-    graph = {m: {d for d in deps if d in graph and d != "paddle_gan"} for m, deps in graph.items()}
+def _node(module):
+    """The part of the package a module belongs to: its sub-package (config, data, gan, metrics, run,
+    commands, ops, zoo), or the top-level module itself."""
+    parts = module.split(".")
+    if len(parts) == 1:  # paddle_gan/__init__.py
+        return module
+    return parts[1] if len(parts) > 2 or os.path.isdir(os.path.join(PACKAGE, parts[1])) else module
+
+
+def _cycles(graph):
     state, cycles = {}, []
 
     def visit(m, path):
@@ -71,7 +78,20 @@ def test_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
-    assert cycles == []
+    return cycles
+
+
+def test_no_import_cycles_between_modules_or_between_packages():
+    """No module imports itself through others, at the top or inside a function; and no sub-package
+    (or top-level module) imports one that imports it back: config, data, gan, metrics, run and
+    commands form layers."""
+    graph = {_module_name(p): _imports(p) - {_module_name(p)} for p in _sources("paddle_gan")}
+    graph = {m: {d for d in deps if d in graph and d != "paddle_gan"} for m, deps in graph.items()}
+    assert _cycles(graph) == []
+    packages = {}
+    for m, deps in graph.items():
+        packages.setdefault(_node(m), set()).update(_node(d) for d in deps if _node(d) != _node(m))
+    assert _cycles(packages) == []
 
 
 def test_run_folder_names_are_spelled_only_in_layout():
@@ -82,51 +102,65 @@ def test_run_folder_names_are_spelled_only_in_layout():
     assert spelled == []
 
 
-# a variant's name in quotes, as code would compare it: only its definition may spell it
-VARIANTS = {"wgan_gp": "gan/losses.py", "nonsaturating": "gan/losses.py", "hinge": "gan/losses.py",
-            "translation": "gan/augment.py", "cutout": "gan/augment.py",
-            "lsgan": "gan/losses.py", "acgan": "gan/models/heads.py", "projection": "gan/models/heads.py",
-            "dcgan_dense": "config/models.py", "mlp": "config/models.py", "cbn": "config/models.py",
-            "concat": "config/models.py", "resnet": "config/models.py"}
+def _home(component) -> str:
+    """The module a registered component was defined in (for a value, the module of its function)."""
+    for attr in ("__module__", "fn", "load", "d"):
+        obj = component if attr == "__module__" else getattr(component, attr, None)
+        module = getattr(obj, "__module__", None)
+        if module and module.startswith("paddle_gan"):
+            rel = module.replace(".", os.sep).removeprefix("paddle_gan" + os.sep)
+            return os.path.join(rel, "__init__.py") if os.path.isdir(os.path.join(PACKAGE, rel)) else rel + ".py"
+    raise AssertionError(f"no home for {component!r}")
+
+
+def _variants():
+    """{name: the file that defines it} of every registered component whose name code could compare."""
+    from paddle_gan import data, metrics
+    from paddle_gan.gan import augment, losses, objective, precision
+    from paddle_gan.gan.models import heads, layers
+
+    found = {}
+    for registry in (layers.MODELS, layers.INITS, layers.G_CONDS, heads.HEADS, losses.LOSSES, augment.AUGMENTS,
+                     objective.TERMS, precision.PRECISIONS, data.DATASETS, metrics.METRICS, metrics.EXTRACTORS):
+        found.update({name: _home(component) for name, component in registry.items() if name})
+    del found["paddle"]  # model.init's framework default; train.conv has a choice of that name too (its own)
+    return found
 
 
 def test_no_variant_name_is_compared_outside_its_definition():
+    variants = _variants()
+    assert {"dcgan_dense", "wgan_gp", "cutout", "acgan", "bfloat16", "image_folder", "cbn", "prdc"} <= set(variants)
     found = []
     for p in _sources("paddle_gan", "tools"):
         rel = os.path.relpath(p, PACKAGE)
         for i, line in enumerate(open(p), 1):
             code = line.split("#")[0]
-            for name, home in VARIANTS.items():
+            for name, home in variants.items():
                 if re.search(rf"""==\s*["']{name}["']|["']{name}["']\s*(==|!=)|in \(["']{name}["']""", code) \
                         and rel != home:
                     found.append(f"{rel}:{i}: {name}")
     assert found == []
 
 
-def test_each_choice_list_is_the_table_that_implements_it():
+def test_every_choice_list_is_its_registry():
+    """A key that chooses a component lists the family's registry itself, never a copy; every
+    registered component has what its family needs."""
     from paddle_gan import config, data, metrics
-    from paddle_gan.gan import augment, precision
-    from paddle_gan.gan.losses import LOSSES
-    from paddle_gan.gan.models import NETWORKS, layers
-    from paddle_gan.gan.models.heads import HEADS
+    from paddle_gan.gan import augment, losses, precision
+    from paddle_gan.gan.models import MODELS, heads, layers
 
-    assert list(config.DATASET_NAMES) == list(data.LOADERS)
-    assert list(config.D_CONDS) == list(HEADS)
-    assert config.choices.CLASSIFYING == {name: head.classifies for name, head in HEADS.items()}
-    assert list(config.choices.DIFFAUG) == list(augment.AUGMENTS)
-    assert list(config.INITS) == list(layers.INITS)
-    assert list(config.models.G_CONDS) == list(layers.G_CONDS)
-    assert list(config.AMP) == list(precision.PRECISIONS)
-    assert list(config.EXTRACTORS) == ["auto", *metrics.EXTRACTOR_MAKERS]
-    rng = np.random.default_rng(0)
-    scored = metrics.scores_from_features(rng.normal(size=(40, 4)), rng.normal(size=(40, 4)),
-                                          rng.dirichlet(np.ones(3), 40), "x", kid_subsets=2, kid_subset_size=10)
-    assert {f"{m}_x" for m in config.EVAL_METRICS} <= set(scored)  # train.eval_metric can pick each
-    assert list(config.MODELS) == list(NETWORKS)
-    for name, module in NETWORKS.items():  # each registered model has its file with both builders
-        assert module.__name__.endswith(f".{name}") and callable(module.generator) and callable(module.discriminator)
-    assert set(config.LABELLED) <= set(data.LOADERS)
-    assert "nonsaturating" in LOSSES
+    choosers = {"data.name": data.DATASETS, "model.name": MODELS, "model.init": layers.INITS,
+                "model.d_cond": heads.HEADS, "train.loss": losses.LOSSES, "train.diffaug": augment.AUGMENTS,
+                "train.amp": precision.PRECISIONS, "train.eval_metrics": metrics.METRICS}
+    for key, registry in choosers.items():
+        section, name = key.split(".")
+        assert config.keys(section)[name].choices is registry and registry.chooser == key, key
+    assert config.model_keys("dcgan")["g_cond"].choices is layers.G_CONDS
+    for name, model in MODELS.items():
+        assert issubclass(model, layers.Model) and model.__module__.endswith(f".{name}"), name
+    assert "nonsaturating" in losses.LOSSES and set(data.DATASETS) >= {"mnist", "fashion_mnist", "cifar10"}
+    for m in metrics.METRICS.values():  # train.eval_metric picks among the scores, best/ by their direction
+        assert m.scores and isinstance(m.lower_is_better, bool) and m.panels
 
 
 def test_resume_reads_each_checkpoint_file_once(tmp_path, monkeypatch):

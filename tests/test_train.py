@@ -60,7 +60,7 @@ def test_sample_grid_once_per_epoch(tmp_path):
 def test_generator_rebuilt_from_checkpoint_folder_alone(tmp_path):
     import paddle
 
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
 
     run = tmp_path / "run"
     quick(run, "train.steps=4")

@@ -1,4 +1,5 @@
-"""Score a generator checkpoint: FID, KID, IS, precision/recall, density/coverage, as one JSON line.
+"""Score a generator checkpoint: FID, KID, IS, precision/recall, density/coverage, as one JSON line
+(--metrics fid,kid: only those).
 
     python tools/eval.py --checkpoint work/dcgan_fashion_mnist/checkpoints/best
     python tools/eval.py --checkpoint CKPT --num 10000 --seed 0 --data fashion_mnist:test
@@ -15,9 +16,9 @@ import sys
 
 
 def main(argv=None) -> int:
-    from paddle_gan.config import EXTRACTORS
     from paddle_gan import device
     from paddle_gan.errors import run_tool
+    from paddle_gan.metrics import EXTRACTORS, METRICS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -30,7 +31,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the z batch and the KID subsets")
     p.add_argument("--data", metavar="DATA[:SPLIT]", help="reference data (default: the checkpoint's)")
     p.add_argument("--data-root", help="folder of the reference data (default: the usual places)")
-    p.add_argument("--extractor", default="auto", choices=EXTRACTORS)
+    p.add_argument("--extractor", default="auto", choices=["auto", *EXTRACTORS])
+    p.add_argument("--metrics", default="", metavar="NAMES",
+                   help=f"comma-separated metrics to compute (default: all of {', '.join(METRICS)})")
     p.add_argument("--inception-weights", help="FID Inception weights (.pdparams, or pytorch-fid's .pth)")
     p.add_argument("--img-size", type=int, default=32, help="with --real: the size images are scored at")
     p.add_argument("--device", default="auto", help="auto (a GPU when Paddle is a CUDA build and sees one, "
@@ -41,16 +44,19 @@ def main(argv=None) -> int:
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
     args = p.parse_args(argv)
     from paddle_gan.bounds import MAX_GENERATED, check_count
-    from paddle_gan.metrics.checkpoint_eval import evaluate_checkpoint, record_evaluation
+    from paddle_gan.commands.evaluate import evaluate_checkpoint, record_evaluation
 
     def body() -> int:
         from paddle_gan import zoo
-        from paddle_gan.inference import find_checkpoint
+        from paddle_gan.config import keys
+        from paddle_gan.config.checks import validate_choice
+        from paddle_gan.run.generator import find_checkpoint
 
         if args.pretrained == "list":
             print("\n".join(zoo.names()))
             return 0
         check_count(args.num, MAX_GENERATED, "--num", low=10)
+        validate_choice("--metrics", keys("train")["eval_metrics"], args.metrics)
         device.use(args.device, key="--device")
         if args.pretrained:
             args.checkpoint = zoo.path(args.pretrained)
@@ -58,7 +64,8 @@ def main(argv=None) -> int:
             args.checkpoint = find_checkpoint(args.checkpoint)
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
                                      args.inception_weights, args.real, args.img_size, raw=args.raw,
-                                     quantize=not args.float_images)
+                                     quantize=not args.float_images,
+                                     metrics=[n for n in METRICS if n in args.metrics.split(",")] or None)
         print(json.dumps(record), flush=True)  # the result first: a run we may not write to still gets it
         try:
             record_evaluation(record)

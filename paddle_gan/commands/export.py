@@ -40,10 +40,10 @@ def main(argv=None) -> int:
     from paddle_gan.errors import run_tool
     from paddle_gan.export import export_generator, previous_export, to_onnx
     from paddle_gan.files import write_folder
-    from paddle_gan.inference import open_generator
+    from paddle_gan.run.generator import open_generator
 
     def body() -> int:
-        from paddle_gan.inference import find_checkpoint
+        from paddle_gan.run.generator import find_checkpoint
 
         device.use(args.device, key="--device")
         args.checkpoint = find_checkpoint(args.checkpoint)

@@ -81,9 +81,9 @@ def main(argv=None) -> int:
         check_count(args.steps, MAX_STRIP_STEPS, "--steps", low=2)
         device.use(args.device, key="--device")
         from paddle_gan.gan.kernels import for_inference
-        from paddle_gan.gan.labels import plan_for
+        from paddle_gan.gan.labels import labeling_for
         from paddle_gan.images import display_scale
-        from paddle_gan.inference import class_index, find_checkpoint, open_generator
+        from paddle_gan.run.generator import class_index, find_checkpoint, open_generator
         from paddle_gan.run import layout
 
         args.checkpoint = zoo.path(args.pretrained) if args.pretrained else find_checkpoint(args.checkpoint)
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         G, cfg = for_inference(gen.G, gen.cfg.train.conv), gen.cfg
         m = cfg.model
         cls = class_index(args.cls, gen.classes) if args.cls is not None else None
-        plan = plan_for(m, cls)  # which labels: none, every class in turn, or one class
+        labeling = labeling_for(m, cls)  # which labels: none, every class in turn, or one class
         scale = display_scale(m.img_size)  # as the run's own grids: cells >= 64 px on screen
         if args.gif:
             run_dir = layout.run_of_checkpoint(args.checkpoint)
@@ -102,12 +102,12 @@ def main(argv=None) -> int:
             check_grid(args.steps, m.img_size, m.channels, "--steps", nrow=args.steps, scale=scale,
                        what="an interpolation strip")
         elif args.grid:
-            check_grid(plan.grid_images(args.num), m.img_size, m.channels, "--num, --grid",
-                       nrow=plan.row_length(plan.grid_images(args.num)), scale=scale)
+            check_grid(labeling.grid_images(args.num), m.img_size, m.channels, "--num, --grid",
+                       nrow=labeling.row_length(labeling.grid_images(args.num)), scale=scale)
         written = []
 
         def fill(tmp: str) -> None:
-            written.extend(write_outputs(args, G, cfg, plan, scale, tmp, progress))
+            written.extend(write_outputs(args, G, cfg, labeling, scale, tmp, progress))
             _manifest(tmp, args, gen, written)
 
         out = write_folder(args.out, fill, previous_output)
@@ -117,11 +117,11 @@ def main(argv=None) -> int:
     return run_tool(body)
 
 
-def write_outputs(args, G, cfg, plan, scale: int, folder: str, progress) -> list[str]:
+def write_outputs(args, G, cfg, labeling, scale: int, folder: str, progress) -> list[str]:
     """The images of the command line into `folder`; returns the names of the files written."""
     from paddle_gan.files import atomic_write_bytes
     from paddle_gan.images import encode_png, make_grid
-    from paddle_gan.inference import generate, interpolation_z, sample_grid, sample_noise
+    from paddle_gan.gan.sample import generate, interpolation_z, sample_grid, sample_noise
     from paddle_gan.run import layout
     from paddle_gan.run.plots import write_progress_gif
 
@@ -137,15 +137,15 @@ def write_outputs(args, G, cfg, plan, scale: int, folder: str, progress) -> list
         z = interpolation_z(args.seed, args.interpolate, args.steps, z_dim)
         for i, strip in enumerate(z):  # a conditional strip keeps one class: --class, else class i
             names.append(f"interp_{i:03d}.png")
-            images = generate(G, strip, plan.strip_labels(i, len(strip)))
+            images = generate(G, strip, labeling.strip_labels(i, len(strip)))
             atomic_write_bytes(os.path.join(folder, names[-1]), encode_png(make_grid(images, nrow=args.steps,
                                                                                      scale=scale)))
     elif args.grid:  # conditional: one row per class, the same z down each column
         names.append("grid.png")
-        grid = sample_grid(G, sample_noise(args.seed, args.num, z_dim), plan, scale=scale)
+        grid = sample_grid(G, sample_noise(args.seed, args.num, z_dim), labeling, scale=scale)
         atomic_write_bytes(os.path.join(folder, names[-1]), encode_png(grid))
     else:  # a batch at a time, each written as it comes: memory does not grow with --num
-        z, labels = sample_noise(args.seed, args.num, z_dim), plan.balanced(args.num)
+        z, labels = sample_noise(args.seed, args.num, z_dim), labeling.balanced(args.num)
         with progress.bar(args.num, "generating", "img") as bar:
             for start in range(0, args.num, 256):
                 batch = generate(G, z[start:start + 256], None if labels is None else labels[start:start + 256])

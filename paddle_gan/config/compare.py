@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import yaml
 
-from .choices import echo
-from .schema import Config
+from ..errors import echo
+from .schema import SECTIONS, Config, keys
 
 UNSET = "(not a key of this model)"
 
-# Keys that define what is being trained; a resume that changes one of them would load weights or
-# data positions into something else. Everything not listed may change on resume (and is logged).
-IDENTITY_KEYS = ("model.*", "data.name", "data.split", "data.limit")
+
+def identity_keys() -> tuple:
+    """Keys that define what is being trained (every model key, and the keys declared identity=True);
+    a resume that changes one of them would load weights or data positions into something else.
+    Everything else may change on resume (and is logged)."""
+    return ("model.*",) + tuple(f"{s}.{n}" for s in SECTIONS if s != "model" for n, k in keys(s).items() if k.identity)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -31,7 +34,7 @@ def diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
         if a.get(key, UNSET) == b.get(key, UNSET):
             continue
         line = f"{key}: {echo(a.get(key, UNSET))} -> {echo(b.get(key, UNSET))}"
-        frozen = any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in IDENTITY_KEYS)
+        frozen = any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in identity_keys())
         (identity if frozen else other).append(line)
     return identity, other
 

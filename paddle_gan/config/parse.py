@@ -2,18 +2,16 @@
 against its key's type; an unknown key or a wrong type is a ConfigError naming the key."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import typing
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, cut, echo
+from ..gan.models import MODELS
 from .checks import validate
-from .choices import cut, echo
-from .models import MODELS, keys_of, owners
-from .schema import COMMON_MODEL_KEYS, Config, ModelConfig
+from .schema import SECTIONS, Config, keys, model_keys, model_section
 
 
 MAX_FILE = 1 << 20  # bytes: a config is a few kB; a bigger file is refused, never cut
@@ -89,35 +87,52 @@ def _coerce(key: str, value, tp):
     raise TypeError(f"unsupported config type {tp} for {key}")  # a bug in this file, not user input
 
 
+def owners(name: str) -> list[str]:
+    """The models that have `name` among their own keys."""
+    return [model for model in MODELS if name in model_keys(model)]
+
+
+def suggest(name: str, known) -> str:
+    """' (did you mean X?)' for a close match of a mistyped key among `known`, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _target(cfg: Config, key: str):
-    """(the object that holds `key`, the field name, its type); ConfigError for an unknown key. A model
-    key belongs to the common section (ModelConfig) or to the chosen model's own keys (models.py)."""
-    sections = [f.name for f in dataclasses.fields(cfg)]
+    """(the section that holds `key`, the key's name, its registry.Key); ConfigError for an unknown key.
+    A model key belongs to the common keys or to the chosen model's own keys (cfg.model.arch)."""
     parts = key.split(".")
-    if len(parts) != 2 or parts[0] not in sections:
-        raise ConfigError(f"{cut(key)}: unknown key (sections: {', '.join(sections)})")
+    if len(parts) != 2 or parts[0] not in SECTIONS:
+        section = parts[0] if len(parts) == 2 else ""
+        return _unknown(key, f"sections: {', '.join(SECTIONS)}", suggest(section, SECTIONS) if section else "")
     section, name = parts
-    holder = getattr(cfg, section)
-    if section == "model" and name not in COMMON_MODEL_KEYS:
+    table = keys(section)
+    if name in table:
+        return getattr(cfg, section), name, table[name]
+    if section == "model":
         model = cfg.model.name
-        if name not in keys_of(model):
-            others = [m for m in owners(name) if m != model]
-            if others:
-                raise ConfigError(f"{key}: a key of {', '.join(others)}, not of {model} ({model}'s own keys: "
-                                  f"{', '.join(keys_of(model))})")
-            raise ConfigError(f"{cut(key)}: unknown key (known in model: "
-                              f"{', '.join(COMMON_MODEL_KEYS + tuple(keys_of(model)))})")
-        holder = cfg.model.arch
-    elif name not in [f.name for f in dataclasses.fields(holder)] or (section == "model" and name == "arch"):
-        known = [f.name for f in dataclasses.fields(holder) if f.name != "arch"]
-        if section == "model":
-            known += keys_of(cfg.model.name)
-        raise ConfigError(f"{cut(key)}: unknown key (known in {section}: {', '.join(known)})")
-    return holder, name, typing.get_type_hints(type(holder))[name]
+        own = model_keys(model)
+        if name in own:
+            return cfg.model.arch, name, own[name]
+        others = [m for m in owners(name) if m != model]
+        if others:
+            raise ConfigError(f"{key}: a key of {', '.join(others)}, not of {model} ({model}'s own keys: "
+                              f"{', '.join(own)})")
+        table = {**table, **own}
+    return _unknown(key, f"known in {section}: {', '.join(table)}", suggest(name, table))
+
+
+def _unknown(key: str, known: str, hint: str):
+    if hint:
+        raise ConfigError(f"{cut(key)}: unknown key{hint}")
+    raise ConfigError(f"{cut(key)}: unknown key ({known})")
 
 
 def _set(cfg: Config, key: str, value, raw: bool = False) -> None:
-    holder, name, tp = _target(cfg, key)
+    holder, name, spec = _target(cfg, key)
+    tp = spec.kind
     if raw and tp is not str:  # an -o value: parse it as YAML, except for plain strings
         if len(value) > MAX_FILE:
             raise ConfigError(f"{key}: a value of {len(value)} characters; at most {MAX_FILE}")
@@ -130,18 +145,21 @@ def _set(cfg: Config, key: str, value, raw: bool = False) -> None:
         if value not in MODELS:
             raise ConfigError(f"model.name: unknown model {echo(value)} (choose from {', '.join(MODELS)})")
         if value != cfg.model.name:  # the new model's own keys, at its defaults (and its common defaults)
-            cfg.model.arch = MODELS[value]()
-            for k, v in MODELS[value].COMMON_DEFAULTS.items():
-                setattr(cfg.model, k, v)
+            cfg.model = model_section(value, like=cfg.model)
+        return
     setattr(holder, name, value)
 
 
-def _apply(cfg: Config, items: list[tuple[str, object, bool]]) -> Config:
+def _apply(cfg: Config, items: list[tuple[str, object, bool]], where: str | None = None) -> Config:
     """Set (key, value, raw) items in order, but model.name (its last setting) first: which keys the
-    model section has depends on it, and a key of another model must be an error, not lost."""
+    model section has depends on it, and a key of another model must be an error, not lost. An error
+    in an item of a file (raw False) says which file (`where`)."""
     names = [item for item in items if item[0] == "model.name"]
     for key, value, raw in names[-1:] + [item for item in items if item[0] != "model.name"]:
-        _set(cfg, key, value, raw)
+        try:
+            _set(cfg, key, value, raw)
+        except ConfigError as e:
+            raise ConfigError(_in_file(str(e), where) if where and not raw else str(e)) from None
     return cfg
 
 
@@ -166,26 +184,30 @@ def _dict_items(data, where: str, lenient_model_keys: bool = False) -> list[tupl
         return []
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of sections, got {type(data).__name__}")
-    sections = [f.name for f in dataclasses.fields(Config)]
     items = []
     for section, values in data.items():
-        if section not in sections:
-            raise ConfigError(f"{cut(str(section))}: unknown section "
-                              f"(sections: {', '.join(sections)})")
+        if section not in SECTIONS:
+            raise ConfigError(f"{where}: {cut(str(section))}: unknown section{suggest(str(section), SECTIONS)} "
+                              f"(sections: {', '.join(SECTIONS)})")
         if not isinstance(values, dict):
-            raise ConfigError(f"{section}: expected a mapping of keys, got {echo(values)}")
+            raise ConfigError(f"{where}: {section}: expected a mapping of keys, got {echo(values)}")
         for name, value in values.items():
             items.append((f"{section}.{name}", value, False))
     if lenient_model_keys:
-        name = (data.get("model") or {}).get("name", ModelConfig.name)
-        mine = set(COMMON_MODEL_KEYS) | (set(keys_of(name)) if name in MODELS else set())
+        name = (data.get("model") or {}).get("name", keys("model")["name"].default)
+        mine = set(keys("model")) | (set(model_keys(name)) if name in MODELS else set())
         items = [it for it in items if not (it[0].startswith("model.") and it[0][6:] not in mine
                                             and any(m != name for m in owners(it[0][6:])))]
     return items
 
 
 def from_dict(data: dict, where: str = "config", lenient_model_keys: bool = False) -> Config:
-    return _apply(Config(), _dict_items(data, where, lenient_model_keys))
+    return _apply(Config(), _dict_items(data, where, lenient_model_keys), where)
+
+
+def _in_file(message: str, where: str) -> str:
+    """A key's error, saying which file it is in (once)."""
+    return message if message.startswith(f"{where}:") else f"{where}: {message}"
 
 
 def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
@@ -218,6 +240,7 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
         if data is None:
             raise ConfigError(f"{path}: empty; a config holds at least one of the sections data, model, train, "
                               f"opt_G, opt_D (an empty file would train every default for 10000 steps)")
-    cfg = _apply(Config(), _dict_items(data, str(path)) + _override_items(list(overrides)))
+    cfg = _apply(Config(), _dict_items(data, str(path)) + _override_items(list(overrides)),
+                 str(path) if path is not None else None)
     validate(cfg)
     return cfg

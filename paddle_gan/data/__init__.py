@@ -13,37 +13,31 @@ from __future__ import annotations
 import os
 
 from ..errors import DataError
-from .arrays import ArrayDataset, cache_dir, resize_square, to_float
+from ..registry import CHECKS
+from .arrays import DATASETS, ArrayDataset, Dataset, cache_dir, resize_square, to_float
 from .cifar import load_cifar10
 from .download import download, locate, paddle_data_home
 from .idx import BUNDLED_DIR, DEBIAN_FASHION_DIR, IDX_SOURCES, load_idx_dataset, read_idx
 from .image_folder import load_image_folder
 from .stream import BatchStream
 
-__all__ = ["ArrayDataset", "BatchStream", "BUNDLED_DIR", "DEBIAN_FASHION_DIR", "DataError", "IDX_SOURCES",
-           "LOADERS", "build_dataset", "cache_dir", "download", "load_cifar10", "load_idx_dataset", "load_image_folder",
+__all__ = ["ArrayDataset", "BatchStream", "BUNDLED_DIR", "DATASETS", "DEBIAN_FASHION_DIR", "DataError", "Dataset",
+           "IDX_SOURCES", "SPLITS", "build_dataset", "cache_dir", "download", "load_cifar10", "load_idx_dataset", "load_image_folder",
            "locate", "paddle_data_home", "read_idx", "resize_square", "to_float"]
 
 
-def _idx(data, model) -> ArrayDataset:
-    return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+SPLITS = ("train", "test")  # data.split (IDX and CIFAR datasets)
 
 
-def _cifar10(data, model) -> ArrayDataset:
-    return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+def _check(cfg, need) -> None:
+    d, m = cfg.data, cfg.model
+    need(not DATASETS[d.name].rooted or d.root != "", "data.root", f"{d.name} needs data.root (a folder of images)")
+    labelled = DATASETS[d.name].classes
+    if m.num_classes and labelled:
+        need(m.num_classes == labelled, "model.num_classes", f"{d.name} has {labelled} classes, got {m.num_classes}")
 
 
-def _image_folder(data, model) -> ArrayDataset:
-    ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
-                           classes=model.num_classes > 0, max_pixels=data.max_pixels)
-    if model.num_classes and len(ds.classes) != model.num_classes:
-        raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
-                        f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "
-                        f"but model.num_classes is {model.num_classes}")
-    return ds
-
-
-LOADERS = {"mnist": _idx, "fashion_mnist": _idx, "image_folder": _image_folder, "cifar10": _cifar10}  # data.name
+CHECKS.register("data", _check)
 
 
 def build_dataset(data, model) -> ArrayDataset:
@@ -51,9 +45,9 @@ def build_dataset(data, model) -> ArrayDataset:
     classes as model.num_classes, for a conditional one)."""
     if data.root and os.path.isfile(data.root):  # would otherwise be passed over for the next place to look
         raise DataError(f"data.root {data.root!r} is a file; give the folder that holds the {data.name} files")
-    if data.name not in LOADERS:
+    if data.name not in DATASETS:
         raise DataError(f"data.name: unknown dataset {data.name!r}")
-    ds = LOADERS[data.name](data, model)
+    ds = DATASETS[data.name].load(data, model)
     if model.num_classes and len(ds.labels) and not 0 <= int(ds.labels.min()) <= int(ds.labels.max()) < model.num_classes:
         bad = int(ds.labels.max()) if int(ds.labels.max()) >= model.num_classes else int(ds.labels.min())
         raise DataError(f"{data.name}: a label is {bad}, outside 0..{model.num_classes - 1} "

@@ -1,13 +1,31 @@
-"""Datasets held in memory as uint8 arrays, and what every loader shares: conversion to [-1, 1],
-the square crop and resize, the cache folder and the [data] log line."""
+"""Datasets held in memory as uint8 arrays, and what every loader shares: the registry of datasets
+(data.name; each loader registers its own), conversion to [-1, 1], the square crop and resize, the
+cache folder and the [data] log line."""
 from __future__ import annotations
 
 import os
 import sys
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import paddle
+
+from ..registry import Registry
+
+DATASETS = Registry("dataset", chooser="data.name")  # data.name -> Dataset (registered by each loader)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A data.name: load(data section, model section) -> ArrayDataset; how many classes its labels
+    have (0: unlabelled); its channels (1 or 3; 0: either, as the model asks); and whether the files
+    under data.root are what it is (an image folder), so caches of it are keyed by the folder."""
+    load: object
+    classes: int = 0
+    channels: int = 0
+    rooted: bool = False
 
 
 def log(msg: str) -> None:

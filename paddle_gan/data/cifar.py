@@ -11,7 +11,7 @@ import numpy as np
 from .. import safepickle
 from ..bounds import check_dataset
 from ..errors import DataError
-from .arrays import ArrayDataset, log, resize_square, take_first
+from .arrays import DATASETS, ArrayDataset, Dataset, log, resize_square, take_first
 from .download import locate, paddle_data_home, search_dirs
 
 CIFAR10_SOURCE = ("cifar", "https://dataset.bj.bcebos.com/cifar/",
@@ -54,3 +54,10 @@ def load_cifar10(root: str, split: str, img_size: int, channels: int, download: 
                            .transpose(2, 0, 1) for im in images])
     log(f"cifar10 {split}: {len(images)} images from {path}")
     return ArrayDataset(np.ascontiguousarray(images), labels, name="cifar10", classes=CLASSES)
+
+
+def _load(data, model) -> ArrayDataset:
+    return load_cifar10(data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+
+
+DATASETS.register("cifar10", Dataset(_load, classes=len(CLASSES), channels=3))

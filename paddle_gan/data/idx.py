@@ -12,7 +12,7 @@ import numpy as np
 from .. import progress
 from ..bounds import check_dataset
 from ..errors import DataError
-from .arrays import ArrayDataset, log, resize_square, take_first
+from .arrays import DATASETS, ArrayDataset, Dataset, log, resize_square, take_first
 from .download import locate, paddle_data_home, search_dirs
 
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_data", "fashion_mnist")
@@ -36,6 +36,9 @@ CLASSES = {  # label -> name
     "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                       "Ankle boot"],
 }
+
+
+OFFLINE = {"fashion_mnist": [DEBIAN_FASHION_DIR, BUNDLED_DIR]}  # where a dataset is found without a download
 
 
 MAX_IDX_BYTES = 1 << 31  # 2 GiB of pixels: 40x MNIST's train split; a header claiming more is refused
@@ -77,9 +80,7 @@ def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: 
     if channels != 1:
         raise DataError(f"{name} is greyscale: set model.channels=1 (got {channels})")
     sub, _, _ = IDX_SOURCES[name]
-    defaults = [os.path.join(paddle_data_home(), sub)]
-    if name == "fashion_mnist":
-        defaults += [DEBIAN_FASHION_DIR, BUNDLED_DIR]
+    defaults = [os.path.join(paddle_data_home(), sub)] + OFFLINE.get(name, [])
     dirs = search_dirs(root, defaults)
     prefix = "train" if split == "train" else "t10k"
     paths = [locate(name, f"{prefix}-{kind}-idx{d}-ubyte.gz", dirs, IDX_SOURCES[name], download)
@@ -99,3 +100,11 @@ def load_idx_dataset(name: str, root: str, split: str, img_size: int, channels: 
         images = resized
     log(f"{name} {split}: {len(images)} images from {os.path.dirname(paths[0])}")
     return ArrayDataset(np.ascontiguousarray(images[:, None]), labels, name=name, classes=CLASSES[name])
+
+
+def _load(data, model) -> ArrayDataset:
+    return load_idx_dataset(data.name, data.root, data.split, model.img_size, model.channels, data.download, data.limit)
+
+
+for _name in IDX_SOURCES:
+    DATASETS.register(_name, Dataset(_load, classes=len(CLASSES[_name]), channels=1))

@@ -16,7 +16,7 @@ from ..bounds import check_dataset
 from ..errors import DataError
 from ..files import atomic_write
 from ..images import header_pixels
-from .arrays import ArrayDataset, cache_dir, log, resize_square
+from .arrays import DATASETS, ArrayDataset, Dataset, cache_dir, log, resize_square
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -160,3 +160,16 @@ def load_image_folder(root: str, img_size: int, channels: int, limit: int = 0, c
             log(f"image_folder: could not write cache {cached} ({e}); continuing without it")
     log(f"image_folder: {len(images)} images from {root}" + (f" in {len(names)} classes" if names else ""))
     return ArrayDataset(images, kept, name="image_folder", classes=names)
+
+
+def _load(data, model) -> ArrayDataset:
+    ds = load_image_folder(data.root, model.img_size, model.channels, data.limit, data.cache,
+                           classes=model.num_classes > 0, max_pixels=data.max_pixels)
+    if model.num_classes and len(ds.classes) != model.num_classes:
+        raise DataError(f"data.root {data.root!r} has {len(ds.classes)} class sub-folders "
+                        f"({', '.join(ds.classes[:8])}{', ...' if len(ds.classes) > 8 else ''}), "
+                        f"but model.num_classes is {model.num_classes}")
+    return ds
+
+
+DATASETS.register("image_folder", Dataset(_load, rooted=True))  # classes: one per sub-folder, as many as asked

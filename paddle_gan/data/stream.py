@@ -57,5 +57,9 @@ class BatchStream:
         """True when the next batch starts a new epoch."""
         return self.offset + self.global_batch > len(self.images)
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
+        """The position: what a checkpoint keeps to continue the same order."""
         return {"epoch": self.epoch, "offset": self.offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.offset = state["epoch"], state["offset"]

@@ -1,3 +1,6 @@
 """The GAN itself: the networks of each model (models/), the objective as a list of terms and the
 losses behind them, the step, the precision policy, the EMA generator and which generator is shown,
 the labels a run asks of G, and the kernels the models run on (train.conv, train.to_static)."""
+
+# their config keys are declared on import; terms after objective: its terms are summed after the adversarial ones
+from . import ema, kernels, objective, precision, terms  # noqa: E402,F401

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import paddle
 
+from ..registry import Registry
 
+AUGMENTS = Registry("augmentation", chooser="train.diffaug")  # train.diffaug's policies
+
+
+@AUGMENTS.register("color")
 def color(x):
     n = x.shape[0]
     x = x + (paddle.rand([n, 1, 1, 1], dtype=x.dtype) - 0.5)
@@ -34,6 +39,7 @@ def _shift_matrices(n: int, size: int, shift, dtype):
     return (j == i - shift.reshape([n, 1, 1])).astype(dtype)
 
 
+@AUGMENTS.register("translation")
 def translation(x, ratio: float = 0.125):
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
@@ -44,6 +50,7 @@ def translation(x, ratio: float = 0.125):
     return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
 
 
+@AUGMENTS.register("cutout")
 def cutout(x, ratio: float = 0.5):
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
@@ -54,9 +61,6 @@ def cutout(x, ratio: float = 0.5):
     j = paddle.arange(w, dtype="int64").reshape([1, 1, w])
     inside = ((i >= cy - ch // 2) & (i < cy - ch // 2 + ch) & (j >= cx - cw // 2) & (j < cx - cw // 2 + cw))
     return x * (1.0 - inside.astype(x.dtype)).unsqueeze(1)
-
-
-AUGMENTS = {"color": color, "translation": translation, "cutout": cutout}  # train.diffaug's policies
 
 
 class DiffAugment:

@@ -20,6 +20,13 @@ import numpy as np
 import paddle
 from paddle import nn
 
+from ..registry import CHECKS, Key, declare
+
+declare("train", "ema", ema=Key(0.0, "decay of an exponential moving average of G's weights (e.g. 0.999; 0 = off): "
+                                     "samples, scores and best/ use it"))
+CHECKS.register("ema", lambda cfg, need: need(0 <= cfg.train.ema < 1, "train.ema",
+                                              f"must be in [0, 1) (0 = off), got {cfg.train.ema}"))
+
 
 def statistics_layers(G) -> list:
     """The layers whose running statistics G_ema measures for itself: what G says (models/layers.py

@@ -9,6 +9,14 @@ import paddle
 from .. import ops
 from ..errors import ConfigError
 from ..progress import say
+from ..registry import Key, declare
+
+declare("train", "kernels",
+        conv=Key("auto", "convolutions for CPU training: onednn (paddle_gan/ops, built on first use with g++; ~1.7x "
+                         "faster) | paddle (Paddle's own kernels, the reference) | auto = onednn where it builds, else "
+                         "paddle", choices=("auto", "onednn", "paddle")),
+        to_static=Key(False, "compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured "
+                             "about 2x slower than dygraph)"))
 
 
 def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:
@@ -38,7 +46,7 @@ def for_inference(model, conv: str = "auto"):
     return model
 
 
-def faster(G, D, t, onednn: bool):
+def apply_speed_switches(G, D, t, onednn: bool):
     """train.conv (oneDNN convolutions, when `onednn`) and train.to_static (`t` = cfg.train) applied
     to G and D in place; parameters, state-dict keys and optimizer state stay as they are."""
     for model in (G, D) if onednn else ():

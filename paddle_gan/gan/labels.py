@@ -1,11 +1,11 @@
 """What labels a run asks of G, as one small interface for conditional and unconditional runs, so
 that the loop, the sample grids, the evaluation and tools/generate.py never ask which one they have.
 
-    plan = plan_for(cfg.model)    # Unconditional(), or ClassConditional(num_classes)
-    plan.real_batch(stream)       # (images, their labels or None)
-    plan.fake_labels(n)           # the labels asked of G in a training step (Paddle's RNG), or None
-    plan.grid_noise(z), plan.grid_labels(n), plan.row_length(n), plan.grid_images(n)   # a sample grid
-    plan.balanced(n)              # an evaluation: each class equally often, or None
+    labeling = labeling_for(cfg.model)    # Unconditional(), or ClassConditional(num_classes)
+    labeling.real_batch(stream)       # (images, their labels or None)
+    labeling.fake_labels(n)           # the labels asked of G in a training step (Paddle's RNG), or None
+    labeling.grid_noise(z), labeling.grid_labels(n), labeling.row_length(n), labeling.grid_images(n)   # a sample grid
+    labeling.balanced(n)              # an evaluation: each class equally often, or None
 
 Conditional sample grids have one row per class and the same z down each column, so that only the
 class changes between rows.
@@ -121,8 +121,8 @@ class OneClass(ClassConditional):
         return np.full(n, self.cls, np.int64)
 
 
-def plan_for(m, cls: int | None = None) -> Unconditional:
-    """The plan of a model section (model.num_classes); cls: one class only."""
+def labeling_for(m, cls: int | None = None) -> Unconditional:
+    """The labeling of a model section (model.num_classes); cls: one class only."""
     if not m.num_classes:
         return Unconditional()
     return ClassConditional(m.num_classes) if cls is None else OneClass(m.num_classes, cls)

@@ -18,6 +18,10 @@ from typing import Callable
 import paddle
 import paddle.nn.functional as F
 
+from ..registry import Registry
+
+LOSSES = Registry("loss", chooser="train.loss")  # train.loss -> its AdversarialLoss
+
 
 def bce(logits, target: float):
     return F.binary_cross_entropy_with_logits(logits, paddle.full_like(logits, target))
@@ -62,21 +66,17 @@ def _raw(logits):  # the others' D is a critic: show its mean raw score
 @dataclass(frozen=True)
 class AdversarialLoss:
     """One train.loss: D's loss of (D(x), D(G(z))), G's loss of D(G(z)), what the log shows as D(x)
-    and D(G(z)), and whether it comes with a gradient penalty on interpolates (objective.py)."""
+    and D(G(z)) (logged), and whether it comes with a gradient penalty on interpolates (objective.py)."""
     d: Callable
     g: Callable
-    shown: Callable = _raw
+    logged: Callable = _raw
     gradient_penalty: bool = False
 
 
-# train.loss -> its objective: the one list of losses (the config's choices are its keys)
-LOSSES = {
-    "nonsaturating": AdversarialLoss(_d_nonsaturating, _g_nonsaturating, shown=_probability),
-    "hinge": AdversarialLoss(_d_hinge, _g_minus_mean),
-    "wgan_gp": AdversarialLoss(_d_wasserstein, _g_minus_mean, gradient_penalty=True),
-    "lsgan": AdversarialLoss(_d_least_squares, _g_least_squares),
-}
-DEFAULT = LOSSES["nonsaturating"]  # DCGAN's, and train.loss's default
+DEFAULT = LOSSES.register("nonsaturating", AdversarialLoss(_d_nonsaturating, _g_nonsaturating, logged=_probability))
+LOSSES.register("hinge", AdversarialLoss(_d_hinge, _g_minus_mean))
+LOSSES.register("wgan_gp", AdversarialLoss(_d_wasserstein, _g_minus_mean, gradient_penalty=True))
+LOSSES.register("lsgan", AdversarialLoss(_d_least_squares, _g_least_squares))
 
 
 def input_gradient_norms(D_out, x):

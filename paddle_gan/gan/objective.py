@@ -1,28 +1,34 @@
 """What the GAN step optimises, as a list of terms (train.loss and its penalties, the class losses).
 
-A term is one small object: its name (its key in the step's result, the metrics log, VisualDL's
-GAN/<name> and curves.png), the network it updates (D or G), whether it needs D's second derivatives,
-how often it applies (`every`: on every k-th update of its network, weighted by k: lazy
-regularisation) and how it is computed from what D said about a batch (Judged). step.train_step sums
-a network's terms in list order; the log, VisualDL and the plots read TERMS. A new term is one class
-here and one line in Objective.of.
+A term is one class registered with @term: its name (its key in the step's result, the metrics log,
+VisualDL's GAN/<name> and curves.png), the network it updates (D or G), whether it needs D's second
+derivatives, how often it applies (`every`: on every k-th update of its network, weighted by k:
+lazy regularisation), its config keys (train.<key>, declared by @term), when it applies and how it
+is built from a config (`build`), and how it is computed from what D said about a batch (Judged; a
+term on G's side also reads G itself, z and the labels asked of G). A term that keeps state between
+steps (a running mean) has state_dict / set_state_dict: the checkpoint keeps it. step.train_step sums
+a network's terms in registration order (the adversarial ones here, then terms.py's penalties and
+class losses: gan/__init__ imports them in that order); the log, VisualDL and the plots read TERMS.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import paddle.nn.functional as F
-
-from .losses import DEFAULT, LOSSES, AdversarialLoss, gradient_penalty, input_gradient_norms, interpolates, r1_penalty
+from ..registry import CHECKS, Registry, declare
 from . import augment
-from .models.heads import HEADS
+from .losses import DEFAULT, LOSSES, AdversarialLoss
+from .models import MODELS
+
+TERMS = Registry("objective term")  # every term, in the order a network's terms are summed
 
 
 @dataclass
 class Judged:
     """One batch as D saw it: the images (fake detached in the D step), their labels (None when
     unconditional) and D's outputs [N, 1 + K] (column 0 the adversarial logit, then K class logits).
-    judge(x, y): D's output for other images, augmented as these were (train.diffaug)."""
+    judge(x, y): D's output for other images, augmented as these were (train.diffaug). In the G step
+    also G, the noise z the fakes came from, and `step` (completed G updates), for terms that run G
+    again (path length regularisation)."""
     judge: object
     real: object
     fake: object
@@ -30,6 +36,9 @@ class Judged:
     y_fake: object
     out_real: object
     out_fake: object
+    G: object = None
+    z: object = None
+    step: int = 0
 
     @staticmethod
     def logit(out):
@@ -50,88 +59,86 @@ class Term:
     second_derivatives: bool = False  # penalises D's input gradient
     real_input_gradient: bool = False  # needs the real images as leaves whose gradient D can give
     every: int = 1
+    keys: dict = {}  # its config keys: train.<key>
+
+    @classmethod
+    def build(cls, cfg) -> list:
+        """The instances of this term a run of config cfg sums ([] where it does not apply)."""
+        return []
 
     def __call__(self, b: Judged):
         raise NotImplementedError
 
+    def switched_on_by(self, cfg) -> str:
+        """The setting that put this term in the objective, as an error message names it."""
+        return type(self).__name__
 
-class AdversarialD(Term):
+    def state_dict(self) -> dict:
+        """What a resume needs to continue the term exactly (JSON-ready; in the checkpoint's state.json)."""
+        return {}
+
+    def set_state_dict(self, state: dict) -> None:
+        pass
+
+
+def term(cls):
+    """Register a Term class: in TERMS, its keys in the train section, its check (if any) with the config's."""
+    TERMS.register(cls.__name__, cls)
+    declare("train", cls.__name__, **cls.keys)
+    if "check" in vars(cls):
+        CHECKS.register(f"{cls.__name__}.check", cls.check)
+    return cls
+
+
+class _Adversarial(Term):
+    """train.loss's part for one network (always on)."""
+
     def __init__(self, loss: AdversarialLoss):
         self.loss = loss
 
+    @classmethod
+    def build(cls, cfg):
+        return [cls(LOSSES[cfg.train.loss])]
+
+
+@term
+class AdversarialD(_Adversarial):
     def __call__(self, b):
         return self.loss.d(b.logit_real, b.logit_fake)
 
 
-class AdversarialG(Term):
+@term
+class AdversarialG(_Adversarial):
     updates = "G"
-
-    def __init__(self, loss: AdversarialLoss):
-        self.loss = loss
 
     def __call__(self, b):
         return self.loss.g(b.logit_fake)
 
 
-class GradientPenalty(Term):
-    """WGAN-GP: weight * (|grad D(x_hat)| - 1)^2 on random points between real and fake."""
-    name, second_derivatives = "gp", True
-
-    def __init__(self, weight: float):
-        self.weight = weight
-
-    def __call__(self, b):
-        x_hat = interpolates(b.real, b.fake)
-        return gradient_penalty(input_gradient_norms(Judged.logit(b.judge(x_hat, b.y)), x_hat), self.weight)
+def _second_derivatives(cfg, need) -> None:
+    """A penalty on D's input gradient needs D twice differentiable; the model says what breaks that."""
+    broken = MODELS[cfg.model.name].breaks_second_derivatives(cfg.model)
+    penalised = [t for T in TERMS.values() for t in T.build(cfg) if t.second_derivatives]
+    need(not (penalised and broken), broken or "", f"{', '.join(t.switched_on_by(cfg) for t in penalised)} penalises "
+         f"D's input gradient, which needs D's second derivatives, and Paddle's dropout has none: set {broken}=0")
 
 
-class R1(Term):
-    """R1: gamma / 2 * |grad D(x)|^2 on real images (Mescheder 2018)."""
-    name, second_derivatives, real_input_gradient = "r1", True, True
+CHECKS.register("objective: second derivatives", _second_derivatives)
 
-    def __init__(self, gamma: float, every: int = 1):
-        self.gamma, self.every = gamma, every
-
-    def __call__(self, b):
-        return r1_penalty(input_gradient_norms(b.logit_real, b.real), self.gamma)
-
-
-def _weighted(value, weight: float):
-    return value if weight == 1.0 else value * weight
-
-
-class ClassLossD(Term):
-    """ACGAN: D's classifier learns the class of real images and (fakes=True, as Odena 2017) of G's
-    images as the class they were asked to be; train.class_weight_D times that."""
-    name = "class_D"
-
-    def __init__(self, weight: float = 1.0, fakes: bool = True):
-        self.weight, self.fakes = weight, fakes
-
-    def __call__(self, b):
-        loss = F.cross_entropy(b.out_real[:, 1:], b.y)
-        if self.fakes:
-            loss = loss + F.cross_entropy(b.out_fake[:, 1:], b.y_fake)
-        return _weighted(loss, self.weight)
-
-
-class ClassLossG(Term):
-    """ACGAN: G is rewarded when D's classifier finds the class it was asked for (train.class_weight_G)."""
-    name, updates = "class_G", "G"
-
-    def __init__(self, weight: float = 1.0):
-        self.weight = weight
-
-    def __call__(self, b):
-        return _weighted(F.cross_entropy(b.out_fake[:, 1:], b.y_fake), self.weight)
-
-
-TERMS = (GradientPenalty, R1, ClassLossD, ClassLossG)  # every named term: the log and the plots know them all
 # what train_step returns besides its terms, with their VisualDL tags. VisualDL sorts tag groups
 # alphabetically and opens the first: "GAN" comes before lr, perf and score.
 STEP_TAGS = {"loss_D": "GAN/loss_D", "loss_G": "GAN/loss_G", "D_real": "GAN/D(x)", "D_fake": "GAN/D(G(z))"}
-TAGS = {**STEP_TAGS, **{T.name: f"GAN/{T.name}" for T in TERMS}}
-PANELS = [("losses", ["loss_D", "loss_G"] + [T.name for T in TERMS]), ("D output", ["D_real", "D_fake"])]  # curves.png
+
+
+def tags() -> dict:
+    """metrics-log key -> VisualDL tag of everything a step returns (every registered term's name)."""
+    return {**STEP_TAGS, **{T.name: f"GAN/{T.name}" for T in TERMS.values() if T.name}}
+
+
+def panels() -> list:
+    """curves.png's training panels: the losses (every named term) and D's outputs."""
+    return [("losses", ["loss_D", "loss_G"] + [T.name for T in TERMS.values() if T.name]),
+            ("D output", ["D_real", "D_fake"])]
 
 
 @dataclass(frozen=True)
@@ -144,15 +151,8 @@ class Objective:
 
     @classmethod
     def of(cls, cfg) -> "Objective":
-        t, m = cfg.train, cfg.model
-        loss = LOSSES[t.loss]
-        terms = [AdversarialD(loss)]
-        terms += [GradientPenalty(t.gp_lambda)] if loss.gradient_penalty else []
-        terms += [R1(t.r1_gamma, t.r1_every)] if t.r1_gamma else []
-        classifies = m.num_classes > 0 and HEADS[m.d_cond].classifies
-        terms += [ClassLossD(t.class_weight_D, t.class_fakes)] if classifies else []
-        terms += [AdversarialG(loss)] + ([ClassLossG(t.class_weight_G)] if classifies else [])
-        return cls(loss, tuple(terms), augment.of(t.diffaug))
+        terms = tuple(t for T in TERMS.values() for t in T.build(cfg))
+        return cls(LOSSES[cfg.train.loss], terms, augment.of(cfg.train.diffaug))
 
     def of_network(self, which: str) -> tuple:
         return tuple(t for t in self.terms if t.updates == which)
@@ -161,6 +161,15 @@ class Objective:
     def second_derivatives(self) -> bool:
         """Whether D must be twice differentiable (a penalty on its input gradient)."""
         return any(t.second_derivatives for t in self.terms)
+
+    def state_dict(self) -> dict:
+        """The state of the terms that keep one, by term name."""
+        return {type(t).__name__: s for t in self.terms if (s := t.state_dict())}
+
+    def set_state_dict(self, state: dict) -> None:
+        for t in self.terms:
+            if type(t).__name__ in state:
+                t.set_state_dict(state[type(t).__name__])
 
 
 NONSATURATING = Objective(DEFAULT, (AdversarialD(DEFAULT), AdversarialG(DEFAULT)))  # train_step's default

@@ -1,5 +1,7 @@
 """The precision policy of training (train.amp): plain float32, or mixed precision with the loss
-scaling it needs; train_step calls it around every forward, backward and optimizer step.
+scaling it needs; train_step calls it around every forward, backward and optimizer step. Each mode
+is a class registered in PRECISIONS under its train.amp name, whose make(where) gives the policy for
+this machine (a GPU, the CPU, with or without the oneDNN operator) and says what it chose.
 
 On a GPU, train.amp is Paddle's autocast (O1) with a GradScaler per optimizer for float16. On a CPU,
 Paddle's autocast does nothing (the run stays float32 and Paddle warns), so paddle_gan decides
@@ -11,13 +13,36 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import paddle
 
+from ..registry import Registry
 
-class Float32:
-    """Plain float32 training: what train_step does when train.amp is off."""
+PRECISIONS = Registry("precision", chooser="train.amp")  # train.amp -> a Precision class
+
+
+@dataclass
+class Where:
+    """What a precision mode may depend on: a GPU or the CPU, whether the convolutions run on the
+    oneDNN operator, and note(line) to say what was chosen."""
+    on_gpu: bool = False
+    onednn: bool = True
+    note: object = None
+
+    def say(self, line: str) -> None:
+        if self.note:
+            self.note(line)
+
+
+@PRECISIONS.register("")
+class Precision:
+    """The interface of a precision policy, and plain float32 training (train.amp off) as it is."""
+
+    @classmethod
+    def make(cls, where: Where) -> "Precision":
+        return FLOAT32
 
     def autocast(self):
         return contextlib.nullcontext()
@@ -35,11 +60,11 @@ class Float32:
         pass
 
 
-class MixedPrecision(Float32):
+class MixedPrecision(Precision):
     """train.amp: forward passes under paddle.amp.auto_cast (O1: matmuls and convolutions in `dtype`,
     numerically sensitive ops in float32); for float16 one GradScaler per optimizer, because G's and
     D's losses differ in scale. bfloat16 has float32's range and needs no scaling. Paddle turns both
-    off on CPU (the run stays float32 there), so on CPU this is the same computation as Float32."""
+    off on CPU (the run stays float32 there), so on CPU this is the same computation as plain float32."""
 
     def __init__(self, dtype: str):
         self.dtype = dtype
@@ -66,10 +91,22 @@ class MixedPrecision(Float32):
                                    for n, v in state[k].items()})
 
 
-FLOAT32 = Float32()
+FLOAT32 = Precision()
 
 
-class CPUBFloat16(Float32):
+@PRECISIONS.register("float16")
+class Float16(Precision):
+    """train.amp=float16: Paddle's autocast with loss scaling on a GPU; on a CPU, float32 (with a note)."""
+
+    @classmethod
+    def make(cls, where: Where) -> Precision:
+        if where.on_gpu:
+            return MixedPrecision("float16")
+        where.say("note: train.amp=float16 is for GPUs; on the CPU training stays float32")
+        return FLOAT32
+
+
+class CPUBFloat16(Precision):
     """train.amp=bfloat16 on a CPU: every oneDNN convolution reads bfloat16 (ops.bfloat16); weights,
     Adam, BatchNorm, activations, dense layers and losses stay float32, so no loss scaling is needed
     and the checkpoint is a float32 one."""
@@ -81,9 +118,6 @@ class CPUBFloat16(Float32):
         from .. import ops
 
         return ops.bfloat16()
-
-
-PRECISIONS = {"": Float32, "float16": MixedPrecision, "bfloat16": MixedPrecision}  # train.amp (on a GPU)
 
 
 def cpu_name() -> str:
@@ -133,24 +167,27 @@ def _bfloat16_fails() -> str | None:
     return None
 
 
-def make_precision(amp: str, on_gpu: bool = False, onednn: bool = True, note=None) -> Float32:
-    """The policy of train.amp: on a GPU Paddle's autocast; on a CPU bfloat16 convolutions where they
-    can run (onednn: the oneDNN operator is in use), else float32. note(line) is told what was chosen."""
-    note = note or (lambda line: None)
-    if not amp:
-        return FLOAT32
-    if on_gpu:
-        return PRECISIONS[amp](amp)
-    if amp != "bfloat16":
-        note(f"note: train.amp={amp} is for GPUs; on the CPU training stays float32")
-        return FLOAT32
-    isa = cpu_bfloat16()
-    why = (f"this CPU ({cpu_name()}) has no bfloat16 arithmetic (AMX or AVX512-BF16)" if isa is None else
-           "its convolutions run on Paddle's kernels (train.conv=paddle), not the oneDNN operator" if not onednn else
-           _bfloat16_fails())
-    if why:
-        note(f"note: train.amp=bfloat16: {why}; training in float32")
-        return FLOAT32
-    note(f"train.amp=bfloat16 on {isa}: convolutions in bfloat16 (oneDNN; float32 sums, outputs and gradients); "
-         f"weights, Adam, BatchNorm, activations, dense layers and losses in float32")
-    return CPUBFloat16(isa)
+@PRECISIONS.register("bfloat16")
+class BFloat16(Precision):
+    """train.amp=bfloat16: Paddle's autocast on a GPU; on a CPU the oneDNN operator's bfloat16
+    convolutions where the CPU has bfloat16 arithmetic and they check out, else float32."""
+
+    @classmethod
+    def make(cls, where: Where) -> Precision:
+        if where.on_gpu:
+            return MixedPrecision("bfloat16")
+        isa = cpu_bfloat16()
+        why = (f"this CPU ({cpu_name()}) has no bfloat16 arithmetic (AMX or AVX512-BF16)" if isa is None else
+               "its convolutions run on Paddle's kernels (train.conv=paddle), not the oneDNN operator"
+               if not where.onednn else _bfloat16_fails())
+        if why:
+            where.say(f"note: train.amp=bfloat16: {why}; training in float32")
+            return FLOAT32
+        where.say(f"train.amp=bfloat16 on {isa}: convolutions in bfloat16 (oneDNN; float32 sums, outputs and "
+                  f"gradients); weights, Adam, BatchNorm, activations, dense layers and losses in float32")
+        return CPUBFloat16(isa)
+
+
+def make_precision(amp: str, on_gpu: bool = False, onednn: bool = True, note=None) -> Precision:
+    """The policy of train.amp for this machine (PRECISIONS[amp].make); note(line) is told what was chosen."""
+    return PRECISIONS[amp].make(Where(on_gpu, onednn, note))

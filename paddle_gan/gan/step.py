@@ -1,7 +1,8 @@
-"""The GAN step: train.n_critic D updates, then one G update, as a pure function of the models,
-optimizers and inputs (train_step), for any objective (objective.py: a list of terms); the inputs
-of a step (step_inputs) and the optimizers it updates. The training loop (train.py) only decides
-when to call it; benchmarks/bench_train.py times exactly this.
+"""The GAN step: train.n_critic D updates, then one G update (train_step), for any objective
+(objective.py: a list of terms), and the inputs of a step (step_inputs). train_step updates G, D and
+their optimizers in place and draws from Paddle's global RNG (interpolates, augmentations, dropout),
+which step_inputs has seeded for the step: the same inputs and step give the same update. The
+training loop (train.py) only decides when to call it; benchmarks/bench_train.py times exactly this.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .. import seeds
 from ..distributed import SINGLE, unwrap
 from .models import call
 from .objective import NONSATURATING, Judged, Objective
-from .precision import FLOAT32, Float32
+from .precision import FLOAT32, Precision
 
 
 @contextlib.contextmanager
@@ -58,15 +59,16 @@ def _total(terms, b: Judged, update: int, sums: dict, counts: dict):
     return total
 
 
-def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, objective: Objective = NONSATURATING,
+def train_step(G, D, opt_G, opt_D, real, z, precision: Precision = FLOAT32, objective: Objective = NONSATURATING,
                y=None, y_fake=None, step: int = 0) -> dict[str, float]:
-    """D updates, then one G update. `real`, `z` (and for a conditional model the labels `y` of the
-    real images and `y_fake` asked of G) are one batch each, or lists of train.n_critic batches: one
-    D update per batch, each on its own real images and noise. The G update is taken on the fake
-    batch of the last D update, through the D that update produced. `step`: completed G updates
-    before this one (D update number step * n_critic + k decides which lazy terms apply). Returns
-    plain floats: loss_D, D_real, D_fake as means over the D updates, loss_G, and each named term
-    (its mean over the updates it applied to).
+    """D updates, then one G update, in place (models, optimizers, the precision's loss scales, the
+    state of terms that keep one), drawing from Paddle's RNG. `real`, `z` (and for a conditional
+    model the labels `y` of the real images and `y_fake` asked of G) are one batch each, or lists of
+    train.n_critic batches: one D update per batch, each on its own real images and noise. The G
+    update is taken on the fake batch of the last D update, through the D that update produced; terms
+    on G's side also get G and that z. `step`: completed G updates before this one (D update number
+    step * n_critic + k decides which lazy terms apply). Returns plain floats: loss_D, D_real, D_fake
+    as means over the D updates, loss_G, and each named term (its mean over the updates it applied to).
     """
     reals, zs = _each(real, 1), _each(z, 1)
     ys, ys_fake = _each(y, len(reals)), _each(y_fake, len(reals))
@@ -91,14 +93,14 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, object
         opt_D.clear_grad()
         precision.backward(loss_D, "D")
         precision.step(opt_D, "D")
-        for key, v in (("loss_D", loss_D), ("D_real", objective.loss.shown(b.logit_real)),
-                       ("D_fake", objective.loss.shown(b.logit_fake))):
+        for key, v in (("loss_D", loss_D), ("D_real", objective.loss.logged(b.logit_real)),
+                       ("D_fake", objective.loss.logged(b.logit_fake))):
             means[key] += float(v)
     # ---- G step: its fake batch judged by the just-updated D ----
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
         with precision.autocast():
             plain_D = unwrap(D)  # (no DataParallel sync for D: no gradients here)
-            b = Judged(judge(plain_D), None, fake, None, y_fake, None, judge(plain_D)(fake, y_fake))
+            b = Judged(judge(plain_D), None, fake, None, y_fake, None, judge(plain_D)(fake, y_fake), G=G, z=z, step=step)
             loss_G = _total(g_terms, b, step, sums, counts)
         opt_G.clear_grad()
         precision.backward(loss_G, "G")
@@ -110,15 +112,15 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Float32 = FLOAT32, object
     return out
 
 
-def step_inputs(stream, cfg, plan, step: int, world=SINGLE) -> dict:
+def step_inputs(stream, cfg, labeling, step: int, world=SINGLE) -> dict:
     """train_step's inputs for `step`: train.n_critic real batches, their noise and (conditional) the
-    labels asked of G (plan: gan/labels.py). The noise and labels of the whole step are drawn from the
+    labels asked of G (labeling: gan/labels.py). The noise and labels of the whole step are drawn from the
     step's seed, alike on every rank of a data-parallel run, and each rank takes its slice."""
     t, m = cfg.train, cfg.model
-    batches = [plan.real_batch(stream) for _ in range(t.n_critic)]
+    batches = [labeling.real_batch(stream) for _ in range(t.n_critic)]
     paddle.seed(seeds.step_seed(t.seed, step))
     z = paddle.randn([t.n_critic * stream.global_batch, m.z_dim])
-    y_fake = plan.fake_labels(t.n_critic * stream.global_batch)
+    y_fake = labeling.fake_labels(t.n_critic * stream.global_batch)
     mine = [slice(k * stream.global_batch + world.rank * t.batch_size,
                   k * stream.global_batch + (world.rank + 1) * t.batch_size) for k in range(t.n_critic)]
     if world.parallel:
@@ -126,12 +128,3 @@ def step_inputs(stream, cfg, plan, step: int, world=SINGLE) -> dict:
     return {"real": [paddle.to_tensor(x) for x, _ in batches], "z": [z[s] for s in mine],
             "y": None if y_fake is None else [paddle.to_tensor(y) for _, y in batches],
             "y_fake": None if y_fake is None else [y_fake[s] for s in mine], "step": step}
-
-
-def make_optimizers(cfg, G, D):
-    """Two Adam optimizers, one for G (cfg.opt_G) and one for D (cfg.opt_D)."""
-    opt_G = paddle.optimizer.Adam(learning_rate=cfg.opt_G.lr, beta1=cfg.opt_G.beta1, beta2=cfg.opt_G.beta2,
-                                  parameters=G.parameters())
-    opt_D = paddle.optimizer.Adam(learning_rate=cfg.opt_D.lr, beta1=cfg.opt_D.beta1, beta2=cfg.opt_D.beta2,
-                                  parameters=D.parameters())
-    return opt_G, opt_D

@@ -28,7 +28,7 @@ import paddle
 
 from .. import __version__, device, safepickle
 from ..errors import CheckpointError, TrainingError
-from ..config.choices import echo
+from ..gan.state import check_fits
 from ..files import atomic_write_text, fsync_dir, only_entries, sha256_of, swap_folder, write_folder
 from . import layout
 from .checkpoint_history import list_checkpoints, rotate
@@ -42,12 +42,12 @@ def _write_paddle(obj, path: str) -> None:
         os.fsync(f.fileno())
 
 
-def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.ndarray,
+def save_checkpoint(ckpt_root: str, step: int, tensors: dict, fixed_noise: np.ndarray,
                     state: dict, name: str | None = None) -> str:
     """Write checkpoint `step` under ckpt_root atomically; returns its folder (step_XXXXXXX, or `name`,
-    e.g. "best", replaced as a whole). `models`: {key of STATE_DICTS: object with a state_dict()}
-    (G, D, opt_G, opt_D, and G_ema if any). `state` is the trainer state (data position, seed,
-    config ...) stored in state.json next to the file hashes."""
+    e.g. "best", replaced as a whole). `tensors`: {key of STATE_DICTS: a state dict} (G, D, opt_G,
+    opt_D, and G_ema if any). `state` is the trainer state (data position, seed, config ...) stored
+    in state.json next to the file hashes."""
     os.makedirs(ckpt_root, exist_ok=True)
     name = name or layout.step_name(step)
     final = os.path.join(ckpt_root, name)
@@ -55,8 +55,8 @@ def save_checkpoint(ckpt_root: str, step: int, models: dict, fixed_noise: np.nda
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        for key, obj in models.items():
-            _write_paddle(obj.state_dict(), os.path.join(tmp, STATE_DICTS[key]))
+        for key, state_dict in tensors.items():
+            _write_paddle(state_dict, os.path.join(tmp, STATE_DICTS[key]))
         with open(os.path.join(tmp, NOISE_FILE), "wb") as f:
             np.save(f, np.asarray(fixed_noise, np.float32))
             f.flush()
@@ -86,9 +86,6 @@ def read_state_dict(ckpt: str, meta: dict, name: str) -> dict:
         raise CheckpointError(f"{path}: refused to load: {e}") from None
     except Exception as e:  # a file that passed its hash but still does not unpickle
         raise CheckpointError(f"{path}: cannot load ({type(e).__name__})") from None
-
-
-NAMES_KEY = "StructuredToParameterName@@"  # paddle.save's map of structured names to parameter names
 
 
 def generator_file(meta: dict, which: str) -> str | None:
@@ -165,31 +162,12 @@ def _pdparams_bytes(state: dict) -> bytes:
     return buf.getvalue()
 
 
-def check_fits(path: str, loaded: dict, expected: dict) -> None:
-    """Raise CheckpointError (one line naming the file, the key and both shapes or dtypes) unless the
-    state dict `loaded` has exactly the tensors of `expected` ({key: (shape, dtype name)}): Paddle's
-    set_state_dict only warns and keeps the fresh weights of a tensor that does not fit."""
-    for key, (shape, dtype) in expected.items():
-        if key not in loaded:
-            raise CheckpointError(f"{path}: missing {key} (the model has it: {dtype} {shape})")
-        v = loaded[key]
-        have = (list(np.shape(v)), str(np.asarray(v).dtype) if isinstance(v, np.ndarray) else type(v).__name__)
-        if have[0] != list(shape) or have[1] != dtype:
-            raise CheckpointError(f"{path}: {key} is {have[1]} {have[0]}, the model expects {dtype} {list(shape)}")
-    names = loaded.get(NAMES_KEY, {})
-    if not isinstance(names, dict) or not all(isinstance(x, str) for kv in names.items() for x in kv):
-        raise CheckpointError(f"{path}: {NAMES_KEY} must map names to names")
-    extra = [k for k in loaded if k not in expected and k != NAMES_KEY]
-    if extra:
-        raise CheckpointError(f"{path}: {len(extra)} tensor(s) the model does not have, e.g. {echo(extra[0])}")
-
-
 def load_checkpoint(ckpt: str, meta: dict | None = None, expected=None) -> dict:
     """Everything a resume needs, each file read and verified once: the state.json fields plus the
     G, D, opt_G, opt_D state dicts, fixed_noise, the parsed Config under 'cfg' and the folder under
     'path'. `meta`: state.json as already read (read_state(ckpt, verify=False)), if at hand.
-    expected(cfg) -> {state dict key: {tensor key: (shape, dtype)}} (gan/fit.py): every file is
-    checked against the models and optimizers its config builds (check_fits)."""
+    expected(cfg, loaded) -> {state dict key: {tensor key: (shape, dtype)}} (gan/state.py): every
+    file is checked against the models and optimizers its config builds (check_fits)."""
     meta = meta or read_state(ckpt, verify=False)
     if meta.get("contents") == GENERATOR_ONLY:
         raise CheckpointError(f"{ckpt}: a generator-only checkpoint (for generate, eval and export); it holds no D or "
@@ -231,32 +209,33 @@ def _all_finite(*models) -> bool:
 
 
 class Checkpoints:
-    """Writes the run's checkpoints (what a resume restores: the models, their optimizers, the data
-    position, the fixed noise, the loss scales) and remembers the last complete one, which every
+    """Writes the run's checkpoints (the training state: gan/state.py TrainingState, plus the fixed
+    noise and what state.json says about the run) and remembers the last complete one, which every
     error message names."""
 
-    def __init__(self, run_dir: str, cfg, models: dict, stream, precision, fixed_noise,
-                 last: str | None, prepare=None, **state):
-        """models: {G, D, opt_G, opt_D[, G_ema]} (checkpoint.STATE_DICTS); prepare(): called before
-        each write (the EMA generator measures its BatchNorm statistics); state: more state.json fields."""
-        self.run_dir, self.cfg, self.models, self.prepare = run_dir, cfg, models, prepare
-        self.stream, self.precision, self.fixed_noise = stream, precision, fixed_noise
-        self.last, self.state = last, state
+    def __init__(self, run_dir: str, cfg, state, fixed_noise, last: str | None, prepare=None, **fields):
+        """state: the TrainingState; prepare(): called before each write (the EMA generator measures
+        its BatchNorm statistics); fields: more state.json fields (the class names)."""
+        self.run_dir, self.cfg, self.state, self.prepare = run_dir, cfg, state, prepare
+        self.fixed_noise, self.last, self.fields = fixed_noise, last, fields
         self.saved_step = None
 
     def write(self, step: int, name: str | None = None, **extra) -> str:
         """Checkpoint `step` (or checkpoints/<name>/), refusing non-finite weights; returns its folder."""
         last = self.last or "none saved yet"
-        if not _all_finite(self.models["G"], self.models["D"]):
+        if not _all_finite(self.state.G, self.state.D):
             raise TrainingError(f"non-finite weights at step {step}; not saved (last good checkpoint: {last})")
         if self.prepare:
             self.prepare()
-        state = {"seed": self.cfg.train.seed, "data": self.stream.state(), "config": self.cfg.to_dict(),
-                 "amp": self.precision.state_dict(), "rng": "paddle.seed(step_seed(seed, step)) before each step",
-                 "device": paddle.get_device(), "paddle_build": device.build(), **self.state, **extra}
+        full = self.state.state_dict()
+        tensors = {key: full[key] for key in self.state.tensors()}
+        fields = {"seed": self.cfg.train.seed, "data": full["data"], "config": self.cfg.to_dict(), "amp": full["amp"],
+                  **({"terms": full["terms"]} if full["terms"] else {}),
+                  "rng": "paddle.seed(step_seed(seed, step)) before each step", "device": paddle.get_device(),
+                  "paddle_build": device.build(), **self.fields, **extra}
         try:
-            return save_checkpoint(layout.checkpoints_dir(self.run_dir), step, self.models, self.fixed_noise,
-                                   state, name=name)
+            return save_checkpoint(layout.checkpoints_dir(self.run_dir), step, tensors, self.fixed_noise, fields,
+                                   name=name)
         except OSError as e:  # e.g. disk full: the half-written folder is gone, older checkpoints untouched
             raise TrainingError(f"saving the step-{step} checkpoint{f' ({name})' if name else ''} failed: {e}; "
                                 f"last complete checkpoint: {last} (free space, then --resume)") from None

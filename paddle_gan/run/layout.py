@@ -92,17 +92,13 @@ def checkpoints_dir(run: str) -> str:
     return os.path.join(run, CHECKPOINTS)
 
 
-def checkpoint_dir(run: str, step: int) -> str:
-    return os.path.join(checkpoints_dir(run), step_name(step))
-
-
 def best_dir(run: str) -> str:
     return os.path.join(checkpoints_dir(run), BEST)
 
 
 def abandoned_dir(run: str, stamp: str) -> str:
     """checkpoints/abandoned-<stamp>/: the later history of a run that was branched from an older
-    checkpoint (history.abandon_later); list_checkpoints and rotation never look inside."""
+    checkpoint (checkpoint_history.abandon_later); list_checkpoints and rotation never look inside."""
     return os.path.join(checkpoints_dir(run), f"abandoned-{stamp}")
 
 

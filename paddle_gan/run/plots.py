@@ -14,16 +14,12 @@ from ..images import read_png
 from ..progress import say
 from .run_log import read_metrics
 
-# evaluation panels: each score on its own linear axis (precision/recall and density/coverage share one)
-SCORES = [("FID (lower is better)", ("fid_",)), ("KID (lower is better)", ("kid_",)),
-          ("IS (higher is better)", ("is_",)), ("precision / recall", ("precision_", "recall_")),
-          ("density / coverage", ("density_", "coverage_")), ("class accuracy", ("class_acc_",))]
-
-
-def curves_png(rows: list[dict], training: list) -> bytes:
+def curves_png(rows: list[dict], training: list, scores: list) -> bytes:
     """Training curves and every evaluation score against step, one readable panel each: linear axes
     with labelled ticks, and the last value of each score written beside its last point.
-    training: the training panels, [(title, keys)] (gan/objective.py knows the step's keys)."""
+    training: the training panels, [(title, keys)] (gan/objective.py panels() knows the step's keys);
+    scores: the score panels, [(title, score names)] (each drawn for every extractor: <score>_<x>;
+    metrics/catalog.py's panels)."""
     import logging
 
     import matplotlib
@@ -40,8 +36,8 @@ def curves_png(rows: list[dict], training: list) -> bytes:
 
     keys = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and "_std_" not in k}
     panels = [(title, [k for k in group if k in keys], False) for title, group in training]
-    panels += [(title, sorted(k for k in keys if k.startswith(prefixes) and "per_class" not in k), True)
-               for title, prefixes in SCORES]
+    panels += [(title, sorted(k for k in keys if k.startswith(tuple(f"{n}_" for n in names)) and "per_class" not in k),
+                True) for title, names in scores]
     panels = [p for p in panels if p[1]]
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.8 * len(panels)), sharex=True, squeeze=False)
     for ax, (title, names, scores) in zip(axes[:, 0], panels):
@@ -110,14 +106,15 @@ def write_progress_gif(run_dir: str, out_path: str) -> bool:
     return True
 
 
-def write_run_pictures(run_dir: str, gif: bool, training: list) -> None:
-    """The end-of-run pictures: curves.png from the metrics log, and progress.gif if asked."""
+def write_run_pictures(run_dir: str, gif: bool, training: list, scores: list) -> None:
+    """The end-of-run pictures: curves.png from the metrics log (panels: curves_png), and progress.gif
+    if asked."""
     path = layout.metrics_path(run_dir)
     if os.path.isfile(path) and os.path.getsize(path) > 8 << 20:  # ~50k rows: seconds, not a silence
         say(f"drawing {layout.curves_path(run_dir)} from {os.path.getsize(path) >> 20} MB of metrics log")
     rows = read_metrics(path)
     if rows:
-        atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows, training))
+        atomic_write_bytes(layout.curves_path(run_dir), curves_png(rows, training, scores))
     if gif:
         say(f"writing {layout.progress_gif_path(run_dir)} ({len(layout.sample_files(run_dir))} sample grids)")
         write_progress_gif(run_dir, layout.progress_gif_path(run_dir))

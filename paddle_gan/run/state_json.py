@@ -102,6 +102,8 @@ def check_state(meta, ckpt: str) -> None:
          f"data must be {{epoch, offset}}, whole numbers in 0..{MAX_POSITION}")
     need(_is_int(meta.get("seed")) and 0 <= meta["seed"] < 2 ** 32, "seed must be a whole number in 0..2^32-1")
     need(isinstance(meta.get("amp", {}), dict), "amp must be a mapping")
+    need(isinstance(meta.get("terms", {}), dict) and all(isinstance(v, dict) for v in meta.get("terms", {}).values()),
+         "terms must map term names to mappings")
     need(all(isinstance(meta.get(k, ""), str) for k in ("device", "paddle_build", "paddle", "paddle_gan")),
          "device, paddle_build, paddle and paddle_gan must be strings")
     classes = meta.get("classes", [])

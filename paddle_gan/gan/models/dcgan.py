@@ -1,11 +1,13 @@
-"""dcgan: the DCGAN G and D (Radford 2015; pytorch/examples layout), for 4 * 2^k pixels.
-Keys: config/models.py DCGANKeys. A class-conditional G joins a label embedding to z (cGAN,
-g_cond=concat) or conditions every BatchNorm on it (g_cond=cbn)."""
+"""dcgan: the DCGAN G and D (Radford 2015; pytorch/examples layout), for 4 * 2^k pixels. A
+class-conditional G joins a label embedding to z (cGAN, g_cond=concat) or conditions every
+BatchNorm on it (g_cond=cbn)."""
 from __future__ import annotations
 
 from paddle import nn
 
-from .layers import Flatten, Generator, SequentialDiscriminator, batch_norm, conditioned, num_up, run
+from ...registry import Key
+from .layers import (DROPOUT, G_COND, MODELS, Flatten, Generator, Model, SequentialDiscriminator, batch_norm,
+                     check_g_cond, conditioned, conv_sizes, num_up, run, width)
 
 
 class DCGANGenerator(Generator):
@@ -54,10 +56,31 @@ class DCGANDiscriminator(SequentialDiscriminator):
         self.feature_dim = c * 4 * 4
 
 
-def generator(m) -> Generator:
-    return conditioned(m, lambda z_in, cbn: DCGANGenerator(z_in, m.img_size, m.channels, m.arch.g_channels, cbn))
+@MODELS.register("dcgan")
+class DCGAN(Model):
+    """dcgan: ConvT k4 from z as a 1x1 map (Radford 2015; the pytorch/examples layout)"""
+    keys = {"g_channels": width(64, "G: width of the last hidden layer; doubles towards z"),
+            "d_channels": width(64, "D: width of the first layer; doubles with depth"),
+            "dropout": DROPOUT,
+            "d_norm": Key("auto", "D between its convolutions: batch (DCGAN) | none | auto = batch, or none under "
+                                  "spectral_norm", choices=("auto", "batch", "none")),
+            "g_cond": G_COND}
 
+    @staticmethod
+    def check(cfg, need) -> None:
+        conv_sizes(cfg, need)
+        check_g_cond(cfg, need)
 
-def discriminator(m) -> DCGANDiscriminator:
-    k = m.arch
-    return DCGANDiscriminator(m.img_size, m.channels, k.d_channels, k.dropout, norm=k.norm(m.spectral_norm))
+    @staticmethod
+    def norm(m) -> str:
+        """d_norm resolved: auto = batch (DCGAN), or none under spectral norm (SNGAN's D has no BN)."""
+        return m.arch.d_norm if m.arch.d_norm != "auto" else ("none" if m.spectral_norm else "batch")
+
+    @staticmethod
+    def generator(m) -> Generator:
+        return conditioned(m, lambda z_in, cbn: DCGANGenerator(z_in, m.img_size, m.channels, m.arch.g_channels, cbn))
+
+    @staticmethod
+    def discriminator(m) -> DCGANDiscriminator:
+        k = m.arch
+        return DCGANDiscriminator(m.img_size, m.channels, k.d_channels, k.dropout, norm=DCGAN.norm(m))

@@ -1,11 +1,12 @@
 """dcgan_dense: DCGAN-64 of the TensorFlow tutorial family: Dense -> 4x4xC -> ConvT k5 s2 ... -> tanh;
 D Conv k5 s2 with LeakyReLU and dropout (no BN) down to 4x4, then Dense -> logit.
-Keys: config/models.py DenseDCGANKeys. A class-conditional G joins a label embedding to z (cGAN)."""
+A class-conditional G joins a label embedding to z (cGAN)."""
 from __future__ import annotations
 
 from paddle import nn
 
-from .layers import Flatten, Generator, LabelJoinedToZ, SequentialDiscriminator, num_up
+from .layers import (DROPOUT, MODELS, Flatten, Generator, Model, SequentialDiscriminator, conv_sizes, label_joined,
+                     num_up, width)
 
 
 class DenseDCGANGenerator(Generator):
@@ -44,10 +45,18 @@ class DenseDCGANDiscriminator(SequentialDiscriminator):
         self.feature_dim = c_in * 4 * 4
 
 
-def generator(m) -> Generator:
-    G = DenseDCGANGenerator(m.z_dim + m.num_classes, m.img_size, m.channels, m.arch.g_channels)
-    return LabelJoinedToZ(G, m.num_classes) if m.num_classes else G
+@MODELS.register("dcgan_dense")
+class DenseDCGAN(Model):
+    """dcgan_dense: Dense -> 4x4, ConvT k5 (the TensorFlow DCGAN tutorial family, 64x64x3)"""
+    keys = {"g_channels": width(64, "G: width of the last hidden layer; doubles towards the 4x4 dense output"),
+            "d_channels": width(64, "D: width of the first layer; doubles with depth"),
+            "dropout": DROPOUT}
+    check = staticmethod(conv_sizes)
 
+    @staticmethod
+    def generator(m) -> Generator:
+        return label_joined(m, lambda z_in: DenseDCGANGenerator(z_in, m.img_size, m.channels, m.arch.g_channels))
 
-def discriminator(m) -> DenseDCGANDiscriminator:
-    return DenseDCGANDiscriminator(m.img_size, m.channels, m.arch.d_channels, m.arch.dropout)
+    @staticmethod
+    def discriminator(m) -> DenseDCGANDiscriminator:
+        return DenseDCGANDiscriminator(m.img_size, m.channels, m.arch.d_channels, m.arch.dropout)

@@ -11,7 +11,12 @@ from __future__ import annotations
 import paddle
 from paddle import nn
 
+from ...registry import Registry
 
+HEADS = Registry("D head", chooser="model.d_cond")  # model.d_cond -> the head; .classifies: its class losses apply
+
+
+@HEADS.register("projection")
 class ProjectionDiscriminator(nn.Layer):
     classifies = False
 
@@ -25,6 +30,7 @@ class ProjectionDiscriminator(nn.Layer):
         return self.D.logit(h) + (self.embed(y) * h.reshape([h.shape[0], -1])).sum(axis=1, keepdim=True)
 
 
+@HEADS.register("acgan")
 class ACGANDiscriminator(nn.Layer):
     classifies = True
 
@@ -38,5 +44,3 @@ class ACGANDiscriminator(nn.Layer):
         h = self.D.features(x)
         return paddle.concat([self.D.logit(h), self.classes(h.reshape([h.shape[0], -1]))], axis=1)
 
-
-HEADS = {"projection": ProjectionDiscriminator, "acgan": ACGANDiscriminator}  # model.d_cond

@@ -1,7 +1,10 @@
-"""What every model's networks share: the G and D contracts, the label joined to z (cGAN), the
-inits of model.init, spectral normalisation, and the reshape that keeps second derivatives.
+"""What every model's networks share: the registry of models and what a model is (Model), the G and
+D contracts, the label joined to z (cGAN), the inits of model.init, spectral normalisation, and the
+reshape that keeps second derivatives.
 
-The contract between the trainer and a model (gan/models/<name>.py):
+A model (gan/models/<name>.py) is a Model subclass registered with @MODELS.register(name): its own
+config keys (`keys`, model.<key> in a config, m.arch.<key> in code) and its checks, generator(m) and
+discriminator(m). The contract between the trainer and its networks:
 - G: a Generator; forward(z) or forward(z, y) -> images [N, C, S, S] in [-1, 1] (y: int64 labels of a
   class-conditional G; how the label enters G is the model's choice). statistics_layers(): the layers
   whose running statistics an averaged copy of G must measure for itself (gan/ema.py).
@@ -14,6 +17,65 @@ import math
 
 import paddle
 from paddle import nn
+
+from ...registry import MAX_WIDTH, Key, Registry
+
+MODELS = Registry("model", chooser="model.name")  # model.name -> its Model (registered in its own file)
+INITS = Registry("init", chooser="model.init")
+G_CONDS = Registry("g_cond", chooser="model.g_cond")  # how the label enters a G that offers the choice
+
+
+class Model:
+    """A model: its own keys and its networks (each method gets the model section m; m.arch holds
+    the model's own keys)."""
+    keys: dict = {}  # its own config keys (model.<key>): registry.Key each
+    common_defaults: dict = {}  # common model keys whose default it changes, e.g. spectral norm on
+
+    @staticmethod
+    def check(cfg, need) -> None:
+        """Checks beyond the keys' bounds and choices (e.g. the image sizes it builds); need(ok, key,
+        message) raises a ConfigError naming the key."""
+
+    @staticmethod
+    def generator(m):
+        raise NotImplementedError
+
+    @staticmethod
+    def discriminator(m):
+        raise NotImplementedError
+
+    @staticmethod
+    def breaks_second_derivatives(m) -> str | None:
+        """The key that makes D not twice differentiable (a gradient penalty needs it to be), or None.
+        Paddle's dropout has no second derivative."""
+        return "model.dropout" if getattr(m.arch, "dropout", 0.0) else None
+
+
+def width(default: int, doc: str) -> Key:
+    """A layer width key."""
+    return Key(default, doc, low=1, high=MAX_WIDTH)
+
+
+def widths(default: list, doc: str) -> Key:
+    """A key of a list of layer widths (one at least)."""
+    return Key(default, doc, low=1, high=MAX_WIDTH, type=list[int])
+
+
+DROPOUT = Key(0.0, "D: dropout after each hidden LeakyReLU", low=0.0, high=0.999)
+G_COND = Key("concat", "conditional G: concat (a label embedding joined to z, cGAN) | cbn (conditional BatchNorm)",
+             choices=G_CONDS)
+
+
+def conv_sizes(cfg, need) -> None:
+    """The image sizes a model of stride-2 stages from 4x4 builds: 4 * 2^k (8, 16, 32, 64, ...)."""
+    s, k = cfg.model.img_size, cfg.model.img_size // 4
+    need(s % 4 == 0 and k >= 2 and k & (k - 1) == 0, "model.img_size",
+         f"{cfg.model.name} needs 4 * 2^k pixels (8, 16, 32, 64, ...), got {s}")
+
+
+def check_g_cond(cfg, need) -> None:
+    need(cfg.model.arch.g_cond == "concat" or cfg.model.num_classes > 0, "model.g_cond",
+         "cbn (conditional BatchNorm) needs classes: set model.num_classes (or use g_cond=concat)")
 
 
 class Flatten(nn.Layer):
@@ -106,16 +168,21 @@ def run(layers, x, y=None):
     return x
 
 
+@G_CONDS.register("concat")
 def _concat(m, build):
     G = build(m.z_dim + m.num_classes, 0)
     return LabelJoinedToZ(G, m.num_classes) if m.num_classes else G
 
 
+def label_joined(m, build) -> Generator:
+    """build(z inputs) as it is, or with m.num_classes as a cGAN: a label embedding joined to z (the G
+    of a model that offers no other conditioning)."""
+    return _concat(m, lambda z_in, cbn: build(z_in))
+
+
+@G_CONDS.register("cbn")
 def _cbn(m, build):
     return build(m.z_dim, m.num_classes)
-
-
-G_CONDS = {"concat": _concat, "cbn": _cbn}  # model.g_cond: how the label enters a G that offers the choice
 
 
 def conditioned(m, build) -> Generator:
@@ -129,6 +196,7 @@ def num_up(img_size: int) -> int:
     return int(round(math.log2(img_size // 4)))
 
 
+@INITS.register("dcgan")
 def dcgan_init(model: nn.Layer) -> nn.Layer:
     """DCGAN paper init: conv/linear weights N(0, 0.02), BN weights N(1, 0.02), all biases 0."""
     for layer in model.sublayers():
@@ -143,6 +211,7 @@ def dcgan_init(model: nn.Layer) -> nn.Layer:
     return model
 
 
+@INITS.register("ortho")
 def orthogonal_init(model: nn.Layer) -> nn.Layer:
     """Orthogonal conv/linear weights, biases 0 (Saxe 2014; StudioGAN's "ortho" for its ResNets);
     BatchNorm and embeddings keep theirs."""
@@ -154,11 +223,9 @@ def orthogonal_init(model: nn.Layer) -> nn.Layer:
     return model
 
 
+@INITS.register("paddle")
 def _framework_default(model: nn.Layer) -> nn.Layer:
     return model
-
-
-INITS = {"dcgan": dcgan_init, "paddle": _framework_default, "ortho": orthogonal_init}  # model.init
 
 
 def spectral_norm(model: nn.Layer) -> nn.Layer:

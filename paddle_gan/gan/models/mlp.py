@@ -1,10 +1,10 @@
 """mlp: the fully connected GAN of Goodfellow 2014 (PyTorch-GAN layout), for any image size.
-Keys: config/models.py MLPKeys. A class-conditional G joins a label embedding to z (cGAN)."""
+A class-conditional G joins a label embedding to z (cGAN)."""
 from __future__ import annotations
 
 from paddle import nn
 
-from .layers import Flatten, Generator, LabelJoinedToZ, SequentialDiscriminator
+from .layers import DROPOUT, MODELS, Flatten, Generator, Model, SequentialDiscriminator, label_joined, widths
 
 
 class MLPGenerator(Generator):
@@ -38,10 +38,17 @@ class MLPDiscriminator(SequentialDiscriminator):
         self.feature_dim = h_in
 
 
-def generator(m) -> Generator:
-    G = MLPGenerator(m.z_dim + m.num_classes, m.img_size, m.channels, m.arch.g_hidden)
-    return LabelJoinedToZ(G, m.num_classes) if m.num_classes else G
+@MODELS.register("mlp")
+class MLP(Model):
+    """mlp: fully connected G and D (Goodfellow 2014, the PyTorch-GAN layout)"""
+    keys = {"g_hidden": widths([128, 256, 512, 1024], "G hidden sizes"),
+            "d_hidden": widths([512, 256], "D hidden sizes"),
+            "dropout": DROPOUT}
 
+    @staticmethod
+    def generator(m) -> Generator:
+        return label_joined(m, lambda z_in: MLPGenerator(z_in, m.img_size, m.channels, m.arch.g_hidden))
 
-def discriminator(m) -> MLPDiscriminator:
-    return MLPDiscriminator(m.img_size, m.channels, m.arch.d_hidden, m.arch.dropout)
+    @staticmethod
+    def discriminator(m) -> MLPDiscriminator:
+        return MLPDiscriminator(m.img_size, m.channels, m.arch.d_hidden, m.arch.dropout)

@@ -1,6 +1,6 @@
 """resnet: the ResNet G and D of SNGAN for 32x32 (Miyato et al. 2018, appendix B.4; StudioGAN's
-`resnet` backbone), and 64x64 with one more block each. Keys: config/models.py ResNetKeys; by
-default D has spectral norm and both start from orthogonal weights, as SNGAN and StudioGAN train them.
+`resnet` backbone), and 64x64 with one more block each. By default D has spectral norm and both start
+from orthogonal weights, as SNGAN and StudioGAN train them.
 
     G: z -> linear -> 4x4 x C -> up-blocks (4 -> 8 -> 16 -> 32 [-> 64]) -> BN, ReLU, conv3x3, tanh
        up-block: BN, ReLU, upsample x2, conv3x3, BN, ReLU, conv3x3; shortcut: upsample x2, conv1x1
@@ -20,7 +20,8 @@ from paddle import nn
 
 from ... import ops
 
-from .layers import Discriminator, Generator, batch_norm, conditioned, num_up, run
+from .layers import (G_COND, MODELS, Discriminator, Generator, Model, batch_norm, check_g_cond, conditioned, num_up,
+                     run, width)
 
 
 # Sampling folded into the convolution, exactly (up to float rounding): nearest x2 up-sampling then a
@@ -143,9 +144,25 @@ class ResNetDiscriminator(Discriminator):
         return self.linear(h)
 
 
-def generator(m) -> Generator:
-    return conditioned(m, lambda z_in, cbn: ResNetGenerator(z_in, m.img_size, m.channels, m.arch.g_channels, cbn))
+@MODELS.register("resnet")
+class ResNet(Model):
+    """resnet: the ResNet G and D of SNGAN (Miyato 2018, B.4; StudioGAN's resnet backbone), 32 or 64 px"""
+    keys = {"g_channels": width(64, "G: width of every residual block (the paper's CIFAR-10 G: 256)"),
+            "d_channels": width(64, "D: width of every residual block (the paper's CIFAR-10 D: 128)"),
+            "g_cond": G_COND}
+    common_defaults = {"spectral_norm": True, "init": "ortho"}  # as SNGAN and StudioGAN train it
+    SIZES = (32, 64)  # 64: one more up-sampling block in G and down-sampling block in D
 
+    @staticmethod
+    def check(cfg, need) -> None:
+        need(cfg.model.img_size in ResNet.SIZES, "model.img_size",
+             f"resnet builds {' or '.join(map(str, ResNet.SIZES))} pixels, got {cfg.model.img_size}")
+        check_g_cond(cfg, need)
 
-def discriminator(m) -> ResNetDiscriminator:
-    return ResNetDiscriminator(m.img_size, m.channels, m.arch.d_channels)
+    @staticmethod
+    def generator(m) -> Generator:
+        return conditioned(m, lambda z_in, cbn: ResNetGenerator(z_in, m.img_size, m.channels, m.arch.g_channels, cbn))
+
+    @staticmethod
+    def discriminator(m) -> ResNetDiscriminator:
+        return ResNetDiscriminator(m.img_size, m.channels, m.arch.d_channels)

@@ -1,5 +1,5 @@
-"""tools/eval.py's body: score a checkpoint's generator (or a real split, the floor) and keep the
-record beside the run (<run>/metric-<extractor>.jsonl)."""
+"""What tools/eval.py does: score a checkpoint's generator (or a real split, the floor) by the metrics
+asked for, and keep the record beside the run (<run>/metric-<extractor>.jsonl)."""
 from __future__ import annotations
 
 import copy
@@ -8,21 +8,21 @@ import os
 import time
 
 from .. import seeds
-from ..config import DATASET_NAMES, SPLITS, Config
-from ..data import DataError, build_dataset, to_float
-from ..gan.kernels import for_inference
-from ..inference import open_generator
+from ..config import Config
+from ..data import DATASETS, SPLITS, DataError, build_dataset, to_float
 from ..files import append_line
+from ..gan.kernels import for_inference
+from ..metrics import _subset, evaluate, evaluate_images, make_extractor
 from ..run import layout
-from . import _subset, evaluate, evaluate_images, make_extractor
+from ..run.generator import open_generator
 
 
 def parse_data(spec: str, base):
     """'name[:split]' -> a copy of DataConfig `base` with that dataset (and split) set."""
     d = copy.deepcopy(base)
     name, _, split = spec.partition(":")
-    if name not in DATASET_NAMES:
-        raise DataError(f"--data {spec}: unknown dataset {name!r} (choose from {', '.join(DATASET_NAMES)})")
+    if name not in DATASETS:
+        raise DataError(f"--data {spec}: unknown dataset {name!r} (choose from {', '.join(DATASETS)})")
     if split and split not in SPLITS:
         raise DataError(f"--data {spec}: split must be train or test, got {split!r}")
     if name != d.name:
@@ -33,11 +33,12 @@ def parse_data(spec: str, base):
 
 def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data: str | None = None,
                         data_root: str | None = None, extractor: str = "auto", inception_weights: str | None = None,
-                        real: str | None = None, img_size: int = 32, raw: bool = False, quantize: bool = True) -> dict:
+                        real: str | None = None, img_size: int = 32, raw: bool = False, quantize: bool = True,
+                        metrics=None) -> dict:
     """tools/eval.py: scores of a checkpoint's generator (its EMA generator if it has one, unless
     `raw`), or with `real` ('name:split') of real images in its place (the floor: e.g. the test split
-    against the train split). Returns one self-describing record (record_evaluation keeps it beside
-    the run)."""
+    against the train split). metrics: the names of the metrics to compute (default: all).
+    Returns one self-describing record (record_evaluation keeps it beside the run)."""
     if ckpt:
         gen = open_generator(ckpt, raw=raw)
         G, cfg, step = for_inference(gen.G, gen.cfg.train.conv), gen.cfg, gen.step
@@ -45,13 +46,13 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
         cfg, G, step = Config(), None, None
         cfg.data = parse_data(real, cfg.data)  # the reference defaults to the same dataset
         cfg.model.img_size = img_size
-        cfg.model.channels = 1 if cfg.data.name in ("mnist", "fashion_mnist") else 3
+        cfg.model.channels = DATASETS[cfg.data.name].channels or 3
     ref = parse_data(data, cfg.data) if data else cfg.data
     if data_root is not None:
         ref.root = data_root
     ex = make_extractor(extractor, ref.name, cfg.model.channels, inception_weights, conv=cfg.train.conv)
     if G is not None:
-        scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref, quantize=quantize)
+        scores = evaluate(G, cfg, num=num, seed=seed, extractor=ex, data_cfg=ref, quantize=quantize, metrics=metrics)
         what = {"checkpoint": os.path.abspath(ckpt), "step": step, "generator": gen.which}
         per_class = scores.pop(f"class_acc_per_class_{ex.name}", None)
         if per_class is not None:  # by class name, e.g. {"Sneaker": 0.93, ...}
@@ -59,7 +60,7 @@ def evaluate_checkpoint(ckpt: str | None, num: int = 10000, seed: int = 0, data:
     else:
         fake_cfg = parse_data(real, ref)
         images = _subset(build_dataset(fake_cfg, cfg.model).images, num, seeds.rng(seed, seeds.REAL_SUBSET))
-        scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num)
+        scores = evaluate_images(to_float(images), ex, ref, cfg.model, seed=seed, num_real=num, metrics=metrics)
         what = {"real": f"{fake_cfg.name}:{fake_cfg.split}", "num_fake": len(images)}
     record = {**what, "reference": f"{ref.name}:{ref.split}", "num": num, "seed": seed, "extractor": ex.name,
               "extractor_weights": ex.weights, "extractor_weights_sha256": ex.sha256,

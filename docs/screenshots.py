@@ -62,8 +62,12 @@ class Page:
         return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
 
     def open(self, url: str, settle: float = 15.0) -> None:
+        """Navigate, then give the page `settle` seconds to render (a line every 5 s meanwhile)."""
         self.call("Page.navigate", url=url)
-        time.sleep(settle)
+        for waited in range(5, int(settle) + 1, 5):
+            time.sleep(5)
+            print(f"  rendering {url.rsplit('/app/', 1)[-1]}: {waited} s", flush=True)
+        time.sleep(settle % 5)
 
     def click(self, x: float, y: float) -> None:
         for kind in ("mousePressed", "mouseReleased"):
@@ -88,6 +92,7 @@ def main() -> int:
         print(f"error: {logdir}: no VisualDL logs (train a run first)", file=sys.stderr)
         return 2
     vport, cport = _free_port(), _free_port()
+    print(f"starting VisualDL on {logdir} and headless Chromium (the pages take ~40 s to render)", flush=True)
     procs = [subprocess.Popen(["visualdl", "--logdir", logdir, "--host", "127.0.0.1", "--port", str(vport)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
@@ -105,11 +110,13 @@ def main() -> int:
         os.makedirs(args.out, exist_ok=True)
         width, height = (int(v) for v in args.size.split(","))
         page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        print("scalar page: waiting for the curves to render", flush=True)
         page.open(base + "/app/scalar")
         page.shot(os.path.join(args.out, "dashboard.png"))
 
         page.call("Emulation.setDeviceMetricsOverride", width=width, height=args.samples_height, deviceScaleFactor=1,
                   mobile=False)
+        print("samples page: waiting for the grids to render", flush=True)
         page.open(base + "/app/sample/image")
         # "Show Actual Image Size", then every step slider clicked at the right end of its track
         box = page.js("""(() => { const l = [...document.querySelectorAll('*')]

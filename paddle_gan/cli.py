@@ -90,6 +90,9 @@ def resolve(config_path: str | None, overrides: list[str], output: str | None, r
     else:
         cfg = apply_overrides(copy.deepcopy(saved), overrides)
         validate(cfg)
+    if cfg.train.steps < ckpt["step"]:
+        raise ConfigError(f"the run is already at step {ckpt['step']}, past train.steps={cfg.train.steps}: nothing to "
+                          f"train (-o train.steps=N with N > {ckpt['step']} trains it further)")
     identity, other = diff(saved, cfg)
     if identity:
         raise ConfigError(f"cannot resume {ckpt['path']} with a different model or dataset: {'; '.join(identity)}")
@@ -153,7 +156,7 @@ def describe_configs(folder: str) -> list[tuple[str, str]]:
 def run(inv: Invocation) -> int:
     """The body of tools/train.py; returns the process exit code (0 done, 2 bad input, 1 training
     error, 130/143 stopped by SIGINT/SIGTERM after saving)."""
-    from .train import train
+    from .train import choose_precision, train
 
     def body() -> int:
         world = distributed.init()
@@ -164,16 +167,18 @@ def run(inv: Invocation) -> int:
         if world.parallel and used.startswith("gpu"):  # one GPU per process: the launcher's choice for this rank
             paddle.set_device("gpu")
             used = paddle.get_device()
+        said = []
+        precision = choose_precision(cfg, world, note=said.append)  # (said in the first line, below)
         if world.writer:
             what = (f"no config given: the quickstart ({os.path.relpath(inv.config)}: DCGAN-32 on the Fashion-MNIST "
                     f"test split, offline) into {run_dir}/" if inv.default and not ckpt else f"run folder: {run_dir}")
-            say(f"{what} | device {used} ({device.build()})"
+            say(f"{what} | device {used} ({device.build()}) | {said[-1] if said else 'float32'}"
                 + (f" | {world.size} processes x train.batch_size={cfg.train.batch_size}" if world.parallel else ""))
             for line in notes:
                 say(line)
             say(f"watch it: visualdl --logdir {shlex.quote(layout.vdl_dir(run_dir))} --host 127.0.0.1 --port 8040, "
                 f"then open http://127.0.0.1:8040/app/scalar")
-        result = train(cfg, run_dir, ckpt, world)
+        result = train(cfg, run_dir, ckpt, world, precision)
         if world.writer and result["stopped_by"] is not None:
             say(f"stopped at step {result['step']}; checkpoint {result['checkpoint']}; continue with: "
                 f"{inv.command(run_dir)}")

@@ -1,5 +1,6 @@
-"""Progress you can see: a live tqdm bar when stderr is a terminal; nothing extra when it is a pipe
-or a file (a log, CI), where the plain status lines of the logger tell the story, one per interval.
+"""Progress you can see: a live tqdm bar when stderr is a terminal; in a pipe or a file (a log, CI),
+a plain line at most every 5 s for work that takes longer (the training loop's own status lines tell
+its story, one per interval, so its bar writes none).
 
 PADDLE_GAN_PROGRESS=1 forces the bars on, =0 off. While a bar is on screen, say() prints above it
 instead of through it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 _open = 0  # bars on screen now
 
@@ -33,6 +35,23 @@ class _Off:
 
     def __exit__(self, *exc):
         return False
+
+
+class _Lines(_Off):
+    """Off a terminal: one plain line on stderr when `every` seconds have passed since the last (none
+    for work that is done sooner), so a log never sits silent."""
+
+    def __init__(self, total: int, desc: str, unit: str, every: float, initial: int = 0):
+        self.total, self.desc, self.unit, self.every, self.n = total, desc, unit, every, initial
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            print(f"{self.desc}: {self.n}/{self.total} {self.unit} ({now - self.start:.0f} s)", file=sys.stderr,
+                  flush=True)
 
 
 class _On:
@@ -63,10 +82,14 @@ class _On:
         return False
 
 
-def bar(total: int, desc: str, unit: str = "it", initial: int = 0, leave: bool = False):
-    """A progress bar (a context manager with update(n) and set_postfix_str(s)); a no-op off a terminal."""
-    if not enabled() or total <= 0:
+def bar(total: int, desc: str, unit: str = "it", initial: int = 0, leave: bool = False, lines: float | None = 5.0):
+    """A progress bar (a context manager with update(n) and set_postfix_str(s)); off a terminal, a line
+    every `lines` seconds of work (None: nothing, where the caller prints its own)."""
+    if total <= 0:
         return _Off()
+    if not enabled():
+        forced_off = os.environ.get("PADDLE_GAN_PROGRESS") == "0"
+        return _Off() if lines is None or forced_off else _Lines(total, desc, unit, lines, initial)
     return _On(total=total, desc=desc, unit=unit, initial=initial, leave=leave, mininterval=0.2)
 
 

@@ -25,7 +25,7 @@ from .gan.ema import statistics_layers
 from .gan.generators import displayed_generator
 from .gan.kernels import apply_speed_switches, use_onednn_convs
 from .gan.labels import labeling_for
-from .gan.models import build_models
+from .gan.models import build_models, lazy_networks
 from .gan.objective import Objective, panels, tags
 from .gan.precision import make_precision
 from .gan.sample import sample_grid
@@ -45,19 +45,33 @@ from .run.state_json import STATE_DICTS
 from .signals import StopOnSignal
 
 
-def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, objective) -> TrainingState:
+def _onednn(cfg, world, G=None, D=None) -> bool:
+    """Whether the run's convolutions go to the oneDNN operator: an MLP GAN has none to build it for;
+    train.conv=onednn where it cannot be built fails here (a ConfigError)."""
+    G, D = (G, D) if G is not None else lazy_networks(cfg.model)
+    return has_eligible(G, D) and use_onednn_convs(cfg.train.conv, quiet=not world.writer)
+
+
+def choose_precision(cfg, world: World = SINGLE, note=None):
+    """train.amp's policy for this machine and model; note(text) says what runs in which precision
+    (the first line of a run shows it)."""
+    return make_precision(cfg.train.amp, on_gpu=on_gpu(), onednn=_onednn(cfg, world), note=note)
+
+
+def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, objective,
+            precision=None) -> TrainingState:
     """The training state of a run: G, D, their optimizers, the displayed generator (G or the EMA
-    one), the precision policy, built and, for a resume, restored (TrainingState.load_state_dict:
-    every tensor checked against these networks first); then the speed switches applied."""
+    one), the precision policy (chosen here unless given), built and, for a resume, restored
+    (TrainingState.load_state_dict: every tensor checked against these networks first); then the
+    speed switches applied."""
     t = cfg.train
     note = say if world.writer else None
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
     opt_G, opt_D = make_optimizers(cfg, G, D)
     display = displayed_generator(cfg, G, labeling, note=note)
-    # an MLP GAN has no convolutions to build the operator for; onednn unbuildable: fails here
-    onednn = has_eligible(G, D) and use_onednn_convs(t.conv, quiet=not world.writer)
-    precision = make_precision(t.amp, on_gpu=on_gpu(), onednn=onednn, note=note)
+    onednn = _onednn(cfg, world, G, D)
+    precision = precision or make_precision(t.amp, on_gpu=on_gpu(), onednn=onednn, note=note)
     state = TrainingState(G, D, opt_G, opt_D, display, precision, objective, stream)
     if resume:
         state.load_state_dict(resume, where={k: os.path.join(resume["path"], STATE_DICTS[k])
@@ -69,10 +83,11 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
     return state
 
 
-def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = SINGLE) -> dict:
+def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = SINGLE, precision=None) -> dict:
     """Train in run_dir until cfg.train.steps, from scratch or from `resume` (a loaded checkpoint,
     checkpoint.load_checkpoint), as process world.rank of world.size (distributed.py; only rank 0
-    writes run_dir). Returns {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number or None).
+    writes run_dir); precision: train.amp's policy if already chosen (choose_precision). Returns
+    {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number or None).
     """
     t, m = cfg.train, cfg.model
     bounds.check_config(cfg)  # the products of the keys (grid, batches, evaluation), before anything is made
@@ -94,7 +109,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
         # the same names in every process, also in one that has trained before (a notebook, a test)
         held.enter_context(paddle.utils.unique_name.guard())
         try:  # built before the run folder exists: a model too big for memory leaves nothing behind
-            state = prepare(cfg, resume, world, labeling, stream, objective)
+            state = prepare(cfg, resume, world, labeling, stream, objective, precision)
         except MemoryError:
             raise ConfigError(f"model: G and D do not fit in memory ({m.name}, img_size={m.img_size})") from None
         if world.writer and objective.second_derivatives and statistics_layers(state.D):
@@ -144,8 +159,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                 state.D.train()
                 if step == 0 and resumed_from is None and world.writer:
                     sample()
-                bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step) if world.writer
-                                         else progress.bar(0, ""))  # a live bar on a terminal (progress.py)
+                bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step, lines=None)
+                                         if world.writer else progress.bar(0, ""))  # a live bar on a terminal
                 while step < t.steps and (agreed if world.parallel else stop.signum) is None:
                     t0 = time.perf_counter()
                     inputs = step_inputs(stream, cfg, labeling, step, world)

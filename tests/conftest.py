@@ -1,6 +1,9 @@
 """Shared helpers: run the real tools/train.py on the bundled Fashion-MNIST split."""
 import json
 import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # tests run in parallel workers (pytest -n): one math thread each
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 import runpy
 import subprocess
 import sys
@@ -42,10 +45,33 @@ def train_cmd(*args):
     return [sys.executable, TRAIN, *args]
 
 
-def run_train(*args, check=True, env=None, timeout=600):
-    """Run tools/train.py; returns CompletedProcess with text stdout/stderr."""
-    full_env = dict(os.environ, **(env or {}))
-    p = subprocess.run(train_cmd(*args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO)
+def _in_process(argv):
+    """tools/train.py's main(argv) in this process, from the clone (as the subprocess would run it), its
+    stdout and stderr captured: a CompletedProcess. A fresh process costs ~2 s of imports per call."""
+    import contextlib
+    import io
+
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = runpy.run_path(TRAIN)["main"](list(argv))
+            except SystemExit as e:  # argparse
+                code = e.code if isinstance(e.code, int) else 2
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def run_train(*args, check=True, env=None, timeout=600, fresh=False):
+    """tools/train.py with `args`: a CompletedProcess with text stdout/stderr. In this process, unless it
+    needs its own (env: variables of its own; fresh: a process boundary is what is tested)."""
+    if env or fresh:
+        full_env = dict(os.environ, **(env or {}))
+        p = subprocess.run(train_cmd(*args), capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO)
+    else:
+        p = _in_process(args)
     if check and p.returncode != 0:
         raise AssertionError(f"train.py {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p

@@ -196,7 +196,7 @@ def test_a_crashed_rank_stops_the_run_without_hanging(tmp_path):
     assert checkpoints(run) == ["step_0000004"]  # the last complete checkpoint, intact
     read_state(str(run / "checkpoints" / "step_0000004"))  # verifies every file's hash
     assert not [n for n in os.listdir(run / "checkpoints") if n.startswith(".")]
-    _, logs = launch(tmp_path, "--output", str(run), "-o", "train.steps=8", "--resume", name="resume")
+    run_train("--output", str(run), "-o", "train.steps=8", "--resume")  # (a 2-process resume: the tests above)
     assert steps_of(run) == [2, 4, 6, 8]
 
 

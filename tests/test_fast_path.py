@@ -157,25 +157,32 @@ def test_lazy_r1_applies_every_k_updates_weighted_and_resumes_bit_for_bit(tmp_pa
 
 
 def test_bfloat16_on_a_cpu_without_it_is_one_line_and_float32(tmp_path, monkeypatch, capsys):
+    """What runs in which precision is said in the run's first line, beside the device; a CPU without
+    bfloat16 arithmetic trains the very same run as float32."""
     assert train(tmp_path / "f32", "train.steps=3", "train.conv=onednn") == 0
-    for claim, why in (("none", "has no bfloat16 arithmetic (AMX or AVX512-BF16); training in float32"),
-                       ("AMX", None)):
+    for claim, why in (("none", "float32 (train.amp=bfloat16: this CPU"), ("AMX", None)):
         monkeypatch.setenv("PADDLE_GAN_CPU_BF16", claim)
         capsys.readouterr()
         assert train(tmp_path / claim, "train.steps=3", "train.conv=onednn", "train.amp=bfloat16") == 0
         out, err = capsys.readouterr()
-        notes = [ln for ln in out.splitlines() if ln.startswith(("note: train.amp", "train.amp=bfloat16 on"))]
-        assert len(notes) == 1 and "Warning" not in err and "auto_cast" not in err, (out, err)
+        first = out.splitlines()[0]
+        assert first.startswith(f"run folder: {tmp_path / claim} | device cpu") and "Warning" not in err \
+            and "auto_cast" not in err, (out, err)
+        said = first.split(" | ")[2]
+        assert not [ln for ln in out.splitlines()[1:] if "bfloat16 convolutions" in ln or "float32 (train.amp" in ln
+                    or ln.startswith("note: train.amp")]  # said once, in the first line
         if claim == "none" or _bfloat16_fails():  # no bfloat16 here: the very same run as float32
-            assert notes[0].startswith("note: train.amp=bfloat16: ") and "training in float32" in notes[0]
-            assert why is None or why in notes[0]
+            assert said.startswith("float32 (train.amp=bfloat16: ") and (why is None or said.startswith(why))
+            assert "has no bfloat16 arithmetic (AMX or AVX512-BF16)" in said or claim != "none"
             for f in ("G.pdparams", "D.pdparams"):
                 assert_same_state(tmp_path / "f32" / "checkpoints" / "step_0000003" / f,
                                   tmp_path / claim / "checkpoints" / "step_0000003" / f)
+        else:
+            assert said.startswith("bfloat16 convolutions on AMX (oneDNN")
     monkeypatch.setenv("PADDLE_GAN_CPU_BF16", "none")
     capsys.readouterr()
     assert train(tmp_path / "fp16", "train.steps=1", "train.amp=float16") == 0
-    assert "note: train.amp=float16 is for GPUs; on the CPU training stays float32" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[0].endswith("| float32 (train.amp=float16 is for GPUs)")
 
 
 needs_bf16 = pytest.mark.skipif(cpu_bfloat16() is None or bool(_bfloat16_fails()),

@@ -169,3 +169,67 @@ def test_resume_takes_the_checkpoints_folder_as_its_run(tmp_path, capsys):
     assert tool("train", "--resume", str(run / "checkpoints"), "-o", "train.steps=3") == 0
     assert [r["step"] for r in read_jsonl(run / "metrics.jsonl")][-1] == 3
     assert "resumed from" in capsys.readouterr().out
+
+
+# ---- part 2: what got in a new user's way ---------------------------------------------------------------
+
+def test_the_tools_take_a_run_folder_and_list_the_zoo(small_run, tmp_path, capsys):
+    assert tool("generate", "--checkpoint", str(small_run), "--num", "2", "--out", str(tmp_path / "g")) == 0
+    err = capsys.readouterr().err
+    assert f"{small_run} is a run folder: using its newest checkpoint, " in err and "(step 8)" in err
+    for name in ("generate", "eval"):  # --pretrained list alone, as both --help texts say
+        assert tool(name, "--pretrained", "list") == 0
+        assert capsys.readouterr().out.split() == ["fashion_mnist", "fashion_mnist_cond"]
+
+
+def test_resuming_below_the_reached_step_says_so(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = (run / "config.yaml").read_text()
+    assert tool("train", "--resume", str(run), "-o", "train.steps=6") == 2
+    assert capsys.readouterr().err.strip() == ("error: the run is already at step 8, past train.steps=6: nothing to "
+                                               "train (-o train.steps=N with N > 8 trains it further)")
+    assert (run / "config.yaml").read_text() == before
+
+
+def test_command_line_slips_get_a_hint(tmp_path, capsys):
+    code = None
+    try:
+        tool("train", "--output", str(tmp_path / "x"), "train.amp=bfloat16")
+    except SystemExit as e:
+        code = e.code
+    assert code == 2 and "train.amp=bfloat16: a config override goes after -o, e.g. -o train.amp=bfloat16" \
+        in capsys.readouterr().err
+    assert tool("train", "-c", os.path.join(CONFIGS, "quickstar.yaml")) == 2
+    assert capsys.readouterr().err.strip().endswith("quickstar.yaml (did you mean "
+                                                    f"{os.path.join(CONFIGS, 'quickstart.yaml')}?); --list shows "
+                                                    "the configs")
+    assert tool("train", "-c", os.path.join(CONFIGS, "quickstart.yaml"), "--output", str(tmp_path / "r"), "-o",
+                *TINY, "data.limit=10") == 2
+    assert "fewer than train.batch_size=16: -o train.batch_size=10 (or fewer) trains on it" in capsys.readouterr().err
+
+
+def test_list_in_a_closed_pipe_and_from_another_folder(tmp_path):
+    p = subprocess.run(f"{shlex.quote(sys.executable)} {os.path.join(REPO, 'tools', 'train.py')} --list | head -1",
+                       shell=True, capture_output=True, text=True, cwd=tmp_path)
+    assert p.stdout.startswith(os.path.join(REPO, "configs", "acgan_fashion_mnist.yaml")) and "Traceback" not in \
+        p.stderr and "Error" not in p.stderr, p.stderr  # absolute paths: relative ones from here would be ../..
+
+
+def test_long_work_prints_a_line_every_5_s_in_a_log(monkeypatch, capsys):
+    from paddle_gan import progress
+
+    monkeypatch.delenv("PADDLE_GAN_PROGRESS", raising=False)
+    clock = iter(range(0, 100, 3))  # 3 s pass between updates
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    with progress.bar(30, "generating + features", "img") as bar:  # stderr is no terminal here
+        for _ in range(6):
+            bar.update(5)
+    assert capsys.readouterr().err.splitlines() == ["generating + features: 10/30 img (6 s)",
+                                                    "generating + features: 20/30 img (12 s)",
+                                                    "generating + features: 30/30 img (18 s)"]
+    with progress.bar(30, "train", "step", lines=None) as bar:  # the training loop prints its own status lines
+        bar.update(30)
+    assert capsys.readouterr().err == ""

@@ -81,7 +81,7 @@ def test_the_device_is_said_and_saved_and_checkpoints_move_between_devices(tmp_p
     run = tmp_path / "run"
     assert train(run, "train.steps=4", "train.device=cpu") == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first == f"run folder: {run} | device cpu ({build()})"
+    assert first == f"run folder: {run} | device cpu ({build()}) | float32"  # the precision beside the device
     ckpt = run / "checkpoints" / "step_0000004"
     state = json.loads((ckpt / "state.json").read_text())
     assert state["device"] == "cpu" and state["paddle_build"] == build()

@@ -77,11 +77,11 @@ def test_each_precision_mode_chooses_by_device_and_says_so(monkeypatch):
         assert isinstance(make_precision(name, on_gpu=True), MixedPrecision if name else type(FLOAT32))
     monkeypatch.setenv("PADDLE_GAN_CPU_BF16", "none")
     assert make_precision("bfloat16", note=said.append) is FLOAT32 and "has no bfloat16 arithmetic" in said[-1]
-    assert make_precision("float16", note=said.append) is FLOAT32 and "is for GPUs" in said[-1]
+    assert make_precision("float16", note=said.append) is FLOAT32 and said[-1] == "float32 (train.amp=float16 is for GPUs)"
     monkeypatch.setenv("PADDLE_GAN_CPU_BF16", "AMX")
     assert make_precision("bfloat16", onednn=False, note=said.append) is FLOAT32 and "Paddle's kernels" in said[-1]
     try:  # the operator's bfloat16 convolution checks out (or says why not) on this CPU
         chosen = make_precision("bfloat16", note=said.append)
     except Exception as e:  # the operator cannot be built here (no compiler): the precision is not what is tested
         pytest.skip(f"no oneDNN operator: {e}")
-    assert isinstance(chosen, CPUBFloat16) == said[-1].startswith("train.amp=bfloat16 on AMX")
+    assert isinstance(chosen, CPUBFloat16) == said[-1].startswith("bfloat16 convolutions on AMX")

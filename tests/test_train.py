@@ -127,7 +127,8 @@ def test_vdl_images_survive_resume(tmp_path):
     quick(run, "train.steps=4")
     quick(run, "train.steps=8", "--resume")
     reader = LogReader(file_path=str(run / "vdl" / "vdlrecords.paddle_gan.log"))
-    assert [r.id for r in reader.get_data("image", "samples")] == [0, 4, 8]
+    assert [r.id for r in reader.get_data("image", "samples")] == [4, 8]  # the step-0 grid stays in samples/ only
+    assert (run / "samples" / "step_0000000.png").exists()
 
 
 def test_fresh_run_refuses_a_folder_with_checkpoints(tmp_path):

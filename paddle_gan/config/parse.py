@@ -210,6 +210,16 @@ def _in_file(message: str, where: str) -> str:
     return message if message.startswith(f"{where}:") else f"{where}: {message}"
 
 
+def _nearby(path: str) -> str:
+    """' (did you mean X?)' for a YAML file beside `path` with a close name, else ''."""
+    import glob
+
+    folder = os.path.dirname(path) or "."
+    names = [os.path.basename(p) for p in glob.glob(os.path.join(glob.escape(folder), "*.yaml"))]
+    hint = suggest(os.path.basename(path), names)
+    return hint.replace("you mean ", f"you mean {os.path.join(os.path.dirname(path), '')}") if hint else ""
+
+
 def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
     """Defaults <- YAML file <- overrides, then semantic checks. Raises ConfigError."""
     data = None
@@ -226,7 +236,7 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
                                   f"file is refused, not cut")
             data = safe_yaml(raw.decode("utf-8"), str(path))
         except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
+            raise ConfigError(f"config file not found: {path}{_nearby(path)}; --list shows the configs") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not a text file (a YAML config is UTF-8 text)") from None
         except OSError as e:

@@ -24,7 +24,8 @@ class BatchStream:
         self.global_batch = batch_size * world
         if len(images) < self.global_batch:
             need = f"train.batch_size={batch_size}" + (f" x {world} processes" if world > 1 else "")
-            raise DataError(f"dataset has {len(images)} images, fewer than {need}")
+            raise DataError(f"dataset has {len(images)} images, fewer than {need}: -o train.batch_size="
+                            f"{max(1, len(images) // world)} (or fewer) trains on it")
         self.images, self.labels, self.batch_size, self.seed, self.rank = images, labels, batch_size, seed, rank
         self.epoch, self.offset = epoch, offset
         self._perm_epoch, self._perm = None, None

@@ -26,7 +26,7 @@ PRECISIONS = Registry("precision", chooser="train.amp")  # train.amp -> a Precis
 @dataclass
 class Where:
     """What a precision mode may depend on: a GPU or the CPU, whether the convolutions run on the
-    oneDNN operator, and note(line) to say what was chosen."""
+    oneDNN operator, and note(text) to say what it chose (a few words: what runs in which precision)."""
     on_gpu: bool = False
     onednn: bool = True
     note: object = None
@@ -101,8 +101,9 @@ class Float16(Precision):
     @classmethod
     def make(cls, where: Where) -> Precision:
         if where.on_gpu:
+            where.say("float16 autocast (Paddle's, O1) with loss scaling")
             return MixedPrecision("float16")
-        where.say("note: train.amp=float16 is for GPUs; on the CPU training stays float32")
+        where.say("float32 (train.amp=float16 is for GPUs)")
         return FLOAT32
 
 
@@ -175,19 +176,21 @@ class BFloat16(Precision):
     @classmethod
     def make(cls, where: Where) -> Precision:
         if where.on_gpu:
+            where.say("bfloat16 autocast (Paddle's, O1)")
             return MixedPrecision("bfloat16")
         isa = cpu_bfloat16()
         why = (f"this CPU ({cpu_name()}) has no bfloat16 arithmetic (AMX or AVX512-BF16)" if isa is None else
                "its convolutions run on Paddle's kernels (train.conv=paddle), not the oneDNN operator"
                if not where.onednn else _bfloat16_fails())
         if why:
-            where.say(f"note: train.amp=bfloat16: {why}; training in float32")
+            where.say(f"float32 (train.amp=bfloat16: {why})")
             return FLOAT32
-        where.say(f"train.amp=bfloat16 on {isa}: convolutions in bfloat16 (oneDNN; float32 sums, outputs and "
-                  f"gradients); weights, Adam, BatchNorm, activations, dense layers and losses in float32")
+        where.say(f"bfloat16 convolutions on {isa} (oneDNN, float32 sums; weights, Adam, BatchNorm, activations, "
+                  f"dense layers and losses float32)")
         return CPUBFloat16(isa)
 
 
 def make_precision(amp: str, on_gpu: bool = False, onednn: bool = True, note=None) -> Precision:
-    """The policy of train.amp for this machine (PRECISIONS[amp].make); note(line) is told what was chosen."""
+    """The policy of train.amp for this machine (PRECISIONS[amp].make); note(text) is told what runs in
+    which precision (the trainer's first line shows it), when that is not plain float32 as asked."""
     return PRECISIONS[amp].make(Where(on_gpu, onednn, note))

@@ -14,8 +14,7 @@ import paddle
 from paddle import nn
 
 from ..errors import CheckpointError, echo
-from .models import MODELS, build_models, call  # noqa: F401
-from .models.heads import HEADS
+from .models import lazy_networks
 
 NAMES_KEY = "StructuredToParameterName@@"  # paddle.save's map of structured names to parameter names
 # Adam's accumulators of one parameter, as Paddle names them (suffix, shape; None = the parameter's)
@@ -72,10 +71,7 @@ def expected(cfg, loaded: dict | None = None) -> dict:
     checkpoint has any."""
     loaded = loaded or {}
     m = cfg.model
-    with paddle.LazyGuard(), paddle.utils.unique_name.guard():  # named in build_models' order: G, D, head
-        G = MODELS[m.name].generator(m)
-        D = MODELS[m.name].discriminator(m)
-        D = HEADS[m.d_cond](D, m.num_classes) if m.num_classes else D
+    G, D = lazy_networks(m)
     g = layer_state(G)
     stepped = {k: any(n != NAMES_KEY for n in loaded.get(k, {})) for k in ("opt_G", "opt_D")}
     return {"G": g, "D": _spectral_norm_state(D) if m.spectral_norm else layer_state(D), "G_ema": g,

@@ -150,10 +150,12 @@ class RunLogger:
         self._vdl_scalars(row)
 
     def image(self, step: int, grid: np.ndarray) -> str:
-        """Save a uint8 HWC sample grid as samples/step_XXXXXXX.png and show it in VisualDL."""
+        """Save a uint8 HWC sample grid as samples/step_XXXXXXX.png and show it in VisualDL (from step 1:
+        VisualDL's page opens on its first image, and the untrained G's step-0 grid is grey squares)."""
         path = layout.sample_path(self.run_dir, step)
         atomic_write_bytes(path, encode_png(grid))
-        self.view.image(step, np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid)
+        if step > 0:
+            self.view.image(step, np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid)
         return path
 
     def flush(self) -> None:

@@ -73,7 +73,7 @@ class VisualDLView:
         since = pos["step"] if self.appending else -1
         self.last_step = max(since, 0)
         self.rows = rows_after(since) if self.appending else all_rows()
-        self.samples = [(s, p) for s, p in layout.sample_files(run_dir) if since < s <= start_step]
+        self.samples = [(s, p) for s, p in layout.sample_files(run_dir) if max(since, 0) < s <= start_step]
 
     def replay(self, scalars) -> None:
         """Add what the file lacks: scalars(row) for the rows, and the sample grids with their times."""

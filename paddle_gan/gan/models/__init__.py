@@ -16,7 +16,7 @@ from paddle import nn
 from .heads import HEADS
 from .layers import INITS, MODELS, Model, call, spectral_norm
 
-__all__ = ["MODELS", "Model", "build_generator", "build_models", "call", "parameter_count"]
+__all__ = ["MODELS", "Model", "build_generator", "build_models", "call", "lazy_networks", "parameter_count"]
 
 
 def _build_generator(m) -> nn.Layer:
@@ -45,14 +45,18 @@ def build_models(m) -> tuple[nn.Layer, nn.Layer]:
         return G, (spectral_norm(D) if m.spectral_norm else D)
 
 
-def parameter_count(m) -> tuple[int, int]:
-    """(G's, D's) number of parameters, from their shapes alone: the networks are built under
-    paddle.LazyGuard (no weight is made) without model.init and spectral norm (which would make
-    tensors; neither changes a count), so a model too big for memory is known in milliseconds,
-    before it is built for real."""
+def lazy_networks(m) -> tuple[nn.Layer, nn.Layer]:
+    """(G, D) as build_models names and shapes them, built under paddle.LazyGuard: no weight is made
+    (milliseconds, whatever the size), and without model.init and spectral norm (which would make
+    tensors): what they are, not what they compute."""
     with paddle.LazyGuard(), paddle.utils.unique_name.guard():
-        G, D = MODELS[m.name].generator(m), _with_head(MODELS[m.name].discriminator(m), m)
-    return tuple(sum(math.prod(p.shape) for p in net.parameters()) for net in (G, D))
+        return MODELS[m.name].generator(m), _with_head(MODELS[m.name].discriminator(m), m)
+
+
+def parameter_count(m) -> tuple[int, int]:
+    """(G's, D's) number of parameters, from their shapes alone (lazy_networks), so a model too big for
+    memory is known before it is built for real."""
+    return tuple(sum(math.prod(p.shape) for p in net.parameters()) for net in lazy_networks(m))
 
 
 from . import dcgan, dcgan_dense, mlp, resnet  # noqa: E402,F401  (the built-in models register themselves)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Time to quality: how many steps, and how much wall time, a config needs until its score first
-falls below a target.
+falls below a target; or (--minutes) the quality each config reaches in a fixed time budget.
 
     python benchmarks/bench_quality.py configs/sngan_fashion_mnist.yaml --fid 20
     python benchmarks/bench_quality.py configs/dcgan_fashion_mnist.yaml --fid 20 --every 250 --max-steps 4000
@@ -13,6 +13,18 @@ evaluation whose score is below --fid. Prints one JSON line: config, target, rea
 step and wall seconds at the first evaluation below the target (or null), the best score with its
 step, and every evaluation as (step, seconds, score). Wall time counts from the start of the process
 and includes its evaluations; compare configs from one machine and one run of this script.
+
+A time budget (bench_budget.py does the work):
+
+    python benchmarks/bench_quality.py --minutes 60 --root work/budget60 \
+        --run dcgan=configs/dcgan_fashion_mnist.yaml --run dcgan_ema=configs/dcgan_fashion_mnist.yaml:train.ema=0.999 \
+        --run resnet=configs/sngan_resnet_fashion_mnist.yaml --run stylegan2=configs/stylegan2_fashion_mnist.yaml
+
+measures each config's training speed alone (bench_train.py, one after another), trains each for the
+steps that take --minutes at that speed (these may share the machine, and continue with --resume
+across sittings: run the command again), scored every tenth of the budget on 2,000 samples and at
+the end on 10,000 (fid_lenet_fashion against the 60k train split), then writes the curves of FID
+against the budget's minutes (fid_vs_minutes.png) and a markdown table into --root.
 """
 import argparse
 import json
@@ -38,6 +50,11 @@ def _evaluations(run: str, metric: str) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--minutes" in argv:
+        from bench_budget import main as budget
+
+        return budget(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="a config file (configs/*.yaml)")
     p.add_argument("--fid", type=float, required=True, help="the target: stop at the first score below it")
@@ -91,4 +108,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.exit(main())

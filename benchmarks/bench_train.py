@@ -19,8 +19,8 @@ the EMA update: any config and overrides, every loss, penalty, n_critic and prec
 side mirrors the Paddle modules layer for layer (same widths, kernels, strides, BN, dropout, spectral
 norm) and runs the same objective (loss, gradient penalty on interpolates, R1 with
 create_graph=True, n_critic D updates, the G step through the updated D with D frozen, the EMA),
-with two Adam optimisers. Class-conditional configs, DiffAugment and models the mirror does not know
-(the ResNet) have no PyTorch peer (torch_img_s null). "loader"
+with two Adam optimisers. The ResNet's peer is benchmarks/torch_resnet.py. Class-conditional configs, DiffAugment and models the
+mirror does not know (StyleGAN2) have no PyTorch peer (torch_img_s null). "loader"
 times the data path alone (BatchStream + to_tensor). Images are random uint8 arrays of the config's
 shape, so no dataset is needed. Set PADDLE_GAN_CPU_TUNING=0 to time Paddle as installed.
 
@@ -51,12 +51,18 @@ CASES = {
     "loader": ("dcgan_fashion_mnist.yaml", []),
     # the penalties (issue "Every GAN on the fast path"): D twice differentiable on the oneDNN operator
     "wgan_gp": ("wgan_gp_fashion_mnist.yaml", []),  # n_critic 5, lambda 10, D without BN
-    "r1": ("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10"]),  # the DCGAN-32 networks, D with BN
     "r1_lazy16": ("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10", "train.r1_every=16"]),
     "bf16": ("dcgan_fashion_mnist.yaml", ["train.amp=bfloat16"]),
     "resnet": ("sngan_resnet_fashion_mnist.yaml", []),
+    "resnet_bf16": ("sngan_resnet_fashion_mnist.yaml", ["train.amp=bfloat16"]),
+    "r1_bn": ("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10"]),  # R1 on a D with BatchNorm (the old 0.02x cliff)
+    # StyleGAN2 (issue "StyleGAN2"): its modulated convolutions on the operator, on Paddle's kernels, in bfloat16
+    "stylegan2": ("stylegan2_fashion_mnist.yaml", []),
+    "stylegan2_paddleconv": ("stylegan2_fashion_mnist.yaml", ["train.conv=paddle"]),
+    "stylegan2_bf16": ("stylegan2_fashion_mnist.yaml", ["train.amp=bfloat16"]),
 }
-DEFAULT_STEPS = {"dcgan64": 3, "mlp": 200, "loader": 500, "wgan_gp": 6, "r1_lazy16": 32}
+DEFAULT_STEPS = {"dcgan64": 3, "mlp": 200, "loader": 500, "wgan_gp": 6, "r1_lazy16": 32, "stylegan2": 16,
+                 "stylegan2_paddleconv": 16, "stylegan2_bf16": 16}
 
 
 def cpu_name() -> str:
@@ -136,7 +142,13 @@ def torch_mirror(layer):
     from paddle import nn as pnn
     from torch import nn as tnn
 
-    from paddle_gan.gan.models import dcgan, dcgan_dense, layers, mlp
+    from paddle_gan.gan.models import dcgan, dcgan_dense, layers, mlp, resnet
+
+    if isinstance(layer, (resnet.ResNetGenerator, resnet.ResNetDiscriminator)):
+        import torch_resnet  # (benchmarks/: the reference blocks of SNGAN's ResNet)
+
+        torch.manual_seed(0)
+        return torch_resnet.mirror(layer)
 
     def conv(l):
         k, s, p = l._kernel_size, l._stride, l._padding
@@ -303,16 +315,41 @@ def flops_per_image(spec) -> float:
             k = w.numel().item() // w.shape[0]  # per output value
             macs["n"] += output.numel().item() * k
 
+    from paddle_gan.gan.models import stylegan2_layers as sg
+
+    def equal_linear(layer, inputs, output):  # StyleGAN2's dense layers (mapping, styles, D's head)
+        macs["n"] += output.shape[0] * layer.weight.shape[0] * layer.weight.shape[1]
+
+    def counted(conv):  # StyleGAN2's convolutions are calls, not layers: count each call's multiply-adds
+        def wrapper(layer, x, weight, *a, **k):
+            out = conv(layer, x, weight, *a, **k)
+            macs["n"] += out.numel().item() * (weight.numel().item() // weight.shape[0])
+            return out
+        return wrapper
+
+    def counted_transposed(fn):  # every input pixel meets every tap of the kernel
+        def wrapper(layer, x, weight):
+            macs["n"] += x.shape[0] * x.shape[2] * x.shape[3] * weight.numel().item()
+            return fn(layer, x, weight)
+        return wrapper
+
+    real_conv, sg.conv = sg.conv, counted(sg.conv)
+    real_transposed, sg.transposed_stride2 = sg.transposed_stride2, counted_transposed(sg.transposed_stride2)
     for net in (G, D):
         for layer in net.sublayers():
             if isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose, nn.Linear)):
                 layer.register_forward_post_hook(hook)
+            elif isinstance(layer, sg.EqualLinear):
+                layer.register_forward_post_hook(equal_linear)
     z, y = paddle.randn([2, m.z_dim]), paddle.to_tensor([0, 1]) if m.num_classes else None
-    with paddle.no_grad():
-        x = G(z) if y is None else G(z, y)
-        g, macs["n"] = macs["n"] / 2, 0
-        D(x) if y is None else D(x, y)
-        d = macs["n"] / 2
+    try:
+        with paddle.no_grad():
+            x = G(z) if y is None else G(z, y)
+            g, macs["n"] = macs["n"] / 2, 0
+            D(x) if y is None else D(x, y)
+            d = macs["n"] / 2
+    finally:
+        sg.conv, sg.transposed_stride2 = real_conv, real_transposed
     return 2 * (t.n_critic * (g + 6 * d) + 2 * g + 2 * d)
 
 

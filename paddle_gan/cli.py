@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import paddle
 
 from . import device, distributed
+from .distributed import TIME_UP
 from .config import apply_overrides, diff, load_config, validate
 from .errors import CheckpointError, ConfigError, run_tool
 from .gan.state import expected
@@ -179,12 +180,16 @@ def run(inv: Invocation) -> int:
             say(f"watch it: visualdl --logdir {shlex.quote(layout.vdl_dir(run_dir))} --host 127.0.0.1 --port 8040, "
                 f"then open http://127.0.0.1:8040/app/scalar")
         result = train(cfg, run_dir, ckpt, world, precision)
+        if world.writer and result["stopped_by"] == TIME_UP:
+            say(f"train.minutes={cfg.train.minutes:g} reached at step {result['step']}; checkpoint {result['checkpoint']}; "
+                f"continue with: {inv.command(run_dir)}")
+            return 0
         if world.writer and result["stopped_by"] is not None:
             say(f"stopped at step {result['step']}; checkpoint {result['checkpoint']}; continue with: "
                 f"{inv.command(run_dir)}")
         elif world.writer:
             say(f"done: step {result['step']}, checkpoint {result['checkpoint']}; to train longer: "
                 f"{inv.command(run_dir, steps=2 * result['step'] or cfg.train.steps)}")
-        return 0 if result["stopped_by"] is None else 128 + result["stopped_by"]
+        return 0 if result["stopped_by"] in (None, TIME_UP) else 128 + result["stopped_by"]
 
     return run_tool(body, interrupted="interrupted; nothing saved since the last checkpoint")

@@ -99,19 +99,22 @@ def wait_for_writer(world: World) -> None:
         dist.barrier()
 
 
+TIME_UP = 0  # what stops a run whose train.minutes have passed (signals are numbered from 1)
+
+
 def agree(world: World, values: dict[str, float], signum: int | None) -> tuple[dict[str, float], int | None]:
-    """(means of `values` over ranks, the signal that stops the run or None), the same on every rank.
-    One small all-reduce per step; with world size 1 the inputs come back unchanged."""
+    """(means of `values` over ranks, what stops the run: a signal, TIME_UP, or None), the same on every
+    rank. One small all-reduce per step; with world size 1 the inputs come back unchanged."""
     if not world.parallel:
         return values, signum
     import paddle
     import paddle.distributed as dist
 
     keys = list(values)
-    t = paddle.to_tensor([values[k] for k in keys] + [float(signum == signal.SIGINT),
+    t = paddle.to_tensor([values[k] for k in keys] + [float(signum == TIME_UP), float(signum == signal.SIGINT),
                                                        float(signum == signal.SIGTERM)], dtype="float64")
     dist.all_reduce(t)  # sum
     out = t.numpy()
     means = {k: float(out[i]) / world.size for i, k in enumerate(keys)}
-    stop = signal.SIGTERM if out[-1] > 0 else signal.SIGINT if out[-2] > 0 else None
+    stop = (signal.SIGTERM if out[-1] > 0 else signal.SIGINT if out[-2] > 0 else TIME_UP if out[-3] > 0 else None)
     return means, stop

@@ -100,6 +100,7 @@ def export_generator(G, cfg, out_dir: str, uint8: bool = False, source: str = ""
         inputs += f"; label: int64 [N] in 0..{m.num_classes - 1}, the class of each image"
     info = {"written_by": WRITTEN_BY, "input": inputs, "output": output, "load": f"paddle.jit.load('{shown}')",
             "generator": which, **({"onnx": f"onnxruntime.InferenceSession('{shown}.onnx')"} if onnx else {}),
+            **({"truncation": G.truncation_psi} if hasattr(G, "truncation_psi") else {}),
             "source_checkpoint": source, "model": cfg.to_dict()["model"], "paddle": paddle.__version__,
             **({"classes": list(classes)} if m.num_classes else {})}
     atomic_write_text(os.path.join(out_dir, MANIFEST), json.dumps(info, indent=1) + "\n")

@@ -18,14 +18,14 @@ import paddle
 from . import bounds, metrics, progress, seeds
 from .config import Config, dump
 from .data import BatchStream, build_dataset
-from .distributed import SINGLE, World, agree, on_gpu, sync_batchnorm, wait_for_writer, wrap
+from .distributed import SINGLE, TIME_UP, World, agree, on_gpu, sync_batchnorm, wait_for_writer, wrap
 from .errors import ConfigError, DataError, TrainingError
 from .files import atomic_write_text
 from .gan.ema import statistics_layers
 from .gan.generators import displayed_generator
 from .gan.kernels import apply_speed_switches, use_onednn_convs
 from .gan.labels import labeling_for
-from .gan.models import build_models, lazy_networks
+from .gan.models import MODELS, build_models, lazy_networks
 from .gan.objective import Objective, panels, tags
 from .gan.precision import make_precision
 from .gan.sample import sample_grid
@@ -68,6 +68,7 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
     note = say if world.writer else None
     paddle.seed(t.seed)
     G, D = (sync_batchnorm(m, world) for m in build_models(cfg.model))
+    MODELS[cfg.model.name].prepare_training(G, D, cfg)
     opt_G, opt_D = make_optimizers(cfg, G, D)
     display = displayed_generator(cfg, G, labeling, note=note)
     onednn = _onednn(cfg, world, G, D)
@@ -77,7 +78,7 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
         state.load_state_dict(resume, where={k: os.path.join(resume["path"], STATE_DICTS[k])
                                              for k in state.tensors()})
     # (the operator has the second derivative a gradient penalty needs)
-    state.G, state.D = apply_speed_switches(G, D, t, onednn)
+    state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised=objective.second_derivatives)
     if onednn:
         display.use_onednn()
     return state
@@ -87,7 +88,8 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
     """Train in run_dir until cfg.train.steps, from scratch or from `resume` (a loaded checkpoint,
     checkpoint.load_checkpoint), as process world.rank of world.size (distributed.py; only rank 0
     writes run_dir); precision: train.amp's policy if already chosen (choose_precision). Returns
-    {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number or None).
+    {'step', 'run_dir', 'checkpoint', 'stopped_by'} (a signal number, distributed.TIME_UP when
+    train.minutes ran out, or None).
     """
     t, m = cfg.train, cfg.model
     bounds.check_config(cfg)  # the products of the keys (grid, batches, evaluation), before anything is made
@@ -154,27 +156,29 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
 
         try:
             with StopOnSignal() as stop:
-                agreed = None  # a parallel run stops on the signal all ranks agreed on after a step (distributed.agree)
+                # a run stops on the signal (or the time budget, TIME_UP) all ranks agreed on after a step
+                agreed, deadline = None, time.monotonic() + 60 * t.minutes if t.minutes else None
                 state.G.train()
                 state.D.train()
                 if step == 0 and resumed_from is None and world.writer:
                     sample()
                 bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step, lines=None)
                                          if world.writer else progress.bar(0, ""))  # a live bar on a terminal
-                while step < t.steps and (agreed if world.parallel else stop.signum) is None:
+                while step < t.steps and agreed is None and stop.signum is None:
                     t0 = time.perf_counter()
                     inputs = step_inputs(stream, cfg, labeling, step, world)
                     try:
+                        over = deadline is not None and time.monotonic() >= deadline  # (train.minutes)
                         out, agreed = agree(world, train_step(G_train, D_train, state.opt_G, state.opt_D, **inputs,
                                                               precision=state.precision, objective=objective),
-                                            stop.signum)
+                                            stop.signum if stop.signum is not None else TIME_UP if over else None)
                     except (RuntimeError, OSError) as e:
                         if not world.parallel:
                             raise
                         raise TrainingError(f"step {step + 1}: a collective operation failed, so another process "
                                             f"of the run has stopped ({str(e).strip().splitlines()[-1][:200]}); "
                                             f"last complete checkpoint: {ckpts.last or 'none saved yet'}") from None
-                    if agreed is not None:  # the launcher SIGTERMs the ranks still running once one has exited
+                    if agreed not in (None, TIME_UP):  # the launcher SIGTERMs the ranks running once one has exited
                         stop.adopt(agreed)
                     step = state.step = step + 1
                     display.update(state.G, step)
@@ -217,7 +221,7 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                     write_run_pictures(run_dir, t.progress_gif, panels(),
                                        [p for name in metrics.METRICS for p in metrics.METRICS[name].panels])
                 wait_for_writer(world)
-                stopped_by = agreed if world.parallel else stop.signum
+                stopped_by = stop.signum if stop.signum is not None else agreed
         except OSError as e:  # a log or sample write: disk full, quota, a folder removed under us
             raise TrainingError(f"writing the run folder at step {step} failed: {e}; last complete checkpoint: "
                                 f"{ckpts.last or 'none saved yet'} (free space, then --resume)") from None

@@ -37,7 +37,7 @@ def test_yaml_number_without_dot_is_a_float(tmp_path):
     ("model:\n  name: stylegan\n", "model.name"),
     ("model:\n  name: mlp\n  g_hidden: 128\n", "model.g_hidden"),
     ("model:\n  g_hidden: [128]\n", "model.g_hidden: a key of mlp, not of dcgan (dcgan's own keys: g_channels"),
-    ("model:\n  g_channels: 8\n  name: mlp\n", "model.g_channels: a key of dcgan, dcgan_dense, resnet, not of mlp"),
+    ("model:\n  g_channels: 8\n  name: mlp\n", "model.g_channels: a key of dcgan, dcgan_dense, resnet, stylegan2, not of mlp"),
     ("model:\n  arch: 3\n", "model.arch: unknown key"),
     ("data:\n  download: maybe\n", "data.download"),
     ("data:\n  name: image_folder\n", "data.root"),
@@ -94,7 +94,7 @@ def test_a_typo_is_suggested_and_the_file_named(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match=r"^model.g_chanels: unknown key \(did you mean g_channels\?\)$"):
         load_config(os.path.join(CONFIGS, "quickstart.yaml"), ["model.g_chanels=8"])
-    with pytest.raises(ConfigError, match=r"unknown key \(known in train: steps, batch_size"):
+    with pytest.raises(ConfigError, match=r"unknown key \(known in train: steps, minutes, batch_size"):
         load_config(os.path.join(CONFIGS, "quickstart.yaml"), ["train.zzz=8"])  # nothing close: the list
 
 

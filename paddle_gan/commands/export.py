@@ -35,12 +35,15 @@ def main(argv=None) -> int:
                    "else the CPU) | cpu | gpu | gpu:N")
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="a G with a mapping network (stylegan2): export it with its styles pulled towards their "
+                        "mean (0..1; default 1: as trained)")
     args = p.parse_args(argv)
     from paddle_gan import device
     from paddle_gan.errors import run_tool
     from paddle_gan.export import export_generator, previous_export, to_onnx
     from paddle_gan.files import write_folder
-    from paddle_gan.run.generator import open_generator
+    from paddle_gan.run.generator import open_generator, truncate
 
     def body() -> int:
         from paddle_gan.run.generator import find_checkpoint
@@ -48,13 +51,18 @@ def main(argv=None) -> int:
         device.use(args.device, key="--device")
         args.checkpoint = find_checkpoint(args.checkpoint)
         if args.format in ("checkpoint", "safetensors"):
+            from paddle_gan.errors import ConfigError
             from paddle_gan.run.checkpoint import save_generator_only
 
+            if args.truncation != 1.0:
+                raise ConfigError(f"--truncation: a checkpoint keeps the generator as trained (truncate when you "
+                                  f"generate or export it for inference)")
             out = save_generator_only(args.checkpoint, args.out, pickle=args.format == "checkpoint")
             print(f"wrote {out} ({sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out)) / 1e6:.1f} MB): "
                   f"python tools/generate.py --checkpoint {out} --num 64 --grid --out DIR")
             return 0
         gen = open_generator(args.checkpoint, raw=args.raw)
+        truncate(gen.G, args.truncation)
         final = os.path.normpath(args.out)
 
         def fill(tmp: str) -> None:  # the whole export in a temporary folder, renamed into place when complete

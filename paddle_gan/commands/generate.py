@@ -64,6 +64,9 @@ def main(argv=None) -> int:
                    "else the CPU) | cpu | gpu | gpu:N")
     p.add_argument("--raw", action="store_true",
                    help="use the raw generator G even when the checkpoint has an EMA one (G_ema, train.ema)")
+    p.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="a G with a mapping network (stylegan2): styles pulled towards their mean, 0..1 (default 1: "
+                        "as trained; 0.7 trades variety for typical images)")
     args = p.parse_args(argv)
     from paddle_gan import device, progress, zoo
     from paddle_gan.bounds import check_count, check_grid
@@ -83,12 +86,13 @@ def main(argv=None) -> int:
         from paddle_gan.gan.kernels import for_inference
         from paddle_gan.gan.labels import labeling_for
         from paddle_gan.images import display_scale
-        from paddle_gan.run.generator import class_index, find_checkpoint, open_generator
+        from paddle_gan.run.generator import class_index, find_checkpoint, open_generator, truncate
         from paddle_gan.run import layout
 
         args.checkpoint = zoo.path(args.pretrained) if args.pretrained else find_checkpoint(args.checkpoint)
         gen = open_generator(args.checkpoint, raw=args.raw)
         G, cfg = for_inference(gen.G, gen.cfg.train.conv), gen.cfg
+        truncate(G, args.truncation)
         m = cfg.model
         cls = class_index(args.cls, gen.classes) if args.cls is not None else None
         labeling = labeling_for(m, cls)  # which labels: none, every class in turn, or one class

@@ -50,6 +50,8 @@ declare("model", CORE,
 declare("train", CORE,
         steps=Key(10000, "total G updates; each step is train.n_critic D updates then one G update", low=0,
                   high=10 ** 9),
+        minutes=Key(0.0, "a time budget: stop (saved, like Ctrl-C; exit 0) at the first step after this many minutes "
+                         "of this start's training (0 = none)", low=0, high=10 ** 7),
         batch_size=Key(64, "images per D and per G update", low=1, high=65536),
         seed=Key(0, "same seed + same config -> identical weights on CPU", low=0, high=2 ** 32 - 1),
         log_every=Key(50, "steps between status lines, rows of the metrics log and VisualDL points", low=1, high=10 ** 9),

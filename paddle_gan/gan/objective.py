@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..registry import CHECKS, Registry, declare
-from . import augment
+from . import ada
 from .losses import DEFAULT, LOSSES, AdversarialLoss
 from .models import MODELS
 
@@ -131,8 +131,10 @@ STEP_TAGS = {"loss_D": "GAN/loss_D", "loss_G": "GAN/loss_G", "D_real": "GAN/D(x)
 
 
 def tags() -> dict:
-    """metrics-log key -> VisualDL tag of everything a step returns (every registered term's name)."""
-    return {**STEP_TAGS, **{T.name: f"GAN/{T.name}" for T in TERMS.values() if T.name}}
+    """metrics-log key -> VisualDL tag of everything a step returns (every registered term's name, the
+    adaptive augmentation's p)."""
+    return {**STEP_TAGS, **{T.name: f"GAN/{T.name}" for T in TERMS.values() if T.name},
+            **{k: f"GAN/{k}" for k in ada.AdaptiveAugment.logged}}
 
 
 def panels() -> list:
@@ -152,7 +154,7 @@ class Objective:
     @classmethod
     def of(cls, cfg) -> "Objective":
         terms = tuple(t for T in TERMS.values() for t in T.build(cfg))
-        return cls(LOSSES[cfg.train.loss], terms, augment.of(cfg.train.diffaug))
+        return cls(LOSSES[cfg.train.loss], terms, ada.of(cfg))
 
     def of_network(self, which: str) -> tuple:
         return tuple(t for t in self.terms if t.updates == which)
@@ -162,12 +164,22 @@ class Objective:
         """Whether D must be twice differentiable (a penalty on its input gradient)."""
         return any(t.second_derivatives for t in self.terms)
 
+    def observe(self, b: Judged) -> None:
+        """After every D update: an augmentation that adapts (ada.py) sees D's logits for the reals."""
+        if hasattr(self.augment, "observe"):
+            self.augment.observe(b.logit_real)
+
+    def values(self) -> dict:
+        """What the step reports besides its terms (the adaptive augmentation's p)."""
+        return self.augment.values() if hasattr(self.augment, "values") else {}
+
     def state_dict(self) -> dict:
-        """The state of the terms that keep one, by term name."""
-        return {type(t).__name__: s for t in self.terms if (s := t.state_dict())}
+        """The state of the terms (and of an augmentation) that keep one, by class name."""
+        parts = list(self.terms) + ([self.augment] if hasattr(self.augment, "state_dict") else [])
+        return {type(t).__name__: s for t in parts if (s := t.state_dict())}
 
     def set_state_dict(self, state: dict) -> None:
-        for t in self.terms:
+        for t in list(self.terms) + ([self.augment] if hasattr(self.augment, "state_dict") else []):
             if type(t).__name__ in state:
                 t.set_state_dict(state[type(t).__name__])
 

@@ -43,20 +43,30 @@ def _each(x, n: int) -> list:
     return list(x) if isinstance(x, (list, tuple)) else [x] * n if x is None else [x]
 
 
-def _total(terms, b: Judged, update: int, sums: dict, counts: dict):
+def _total(terms, b: Judged, update: int, scalars: list):
     """The sum of the terms that apply at this update of their network, in list order (each term with
-    `every` = k applies on every k-th update, weighted by k); the named ones are noted in sums."""
+    `every` = k applies on every k-th update, weighted by k); the named ones are noted in scalars."""
     total = None
     for term in terms:
         if update % term.every:
             continue
         value = term(b)
         if term.name:
-            sums[term.name] = sums.get(term.name, 0.0) + float(value)
-            counts[term.name] = counts.get(term.name, 0) + 1
+            scalars.append((term.name, value))
         value = value * term.every if term.every > 1 else value
         total = value if total is None else total + value
     return total
+
+
+def _read(scalars: list) -> tuple[dict, dict]:
+    """(sums, counts) per name of a step's scalar tensors, read from the device in one go (a host read
+    per term and update would stall a GPU's queue every time), summed in float64 in their order."""
+    values = paddle.stack([t.detach().astype("float32").reshape([]) for _, t in scalars]).numpy()
+    sums, counts = {}, {}
+    for (name, _), v in zip(scalars, values):
+        sums[name] = sums.get(name, 0.0) + float(v)
+        counts[name] = counts.get(name, 0) + 1
+    return sums, counts
 
 
 def train_step(G, D, opt_G, opt_D, real, z, precision: Precision = FLOAT32, objective: Objective = NONSATURATING,
@@ -78,8 +88,7 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Precision = FLOAT32, obje
     def judge(net):  # D's output for images, each augmented first (train.diffaug)
         return (lambda x, y: call(net, x, y)) if aug is None else (lambda x, y: call(net, aug(x), y))
 
-    sums, counts = {}, {}
-    means = {"loss_D": 0.0, "D_real": 0.0, "D_fake": 0.0}
+    scalars = []  # (name, a scalar tensor) of the whole step, read once at its end
     for k, (real, z, y, y_fake) in enumerate(zip(reals, zs, ys, ys_fake)):
         # ---- D step: real images against fake ones; the fake batch is detached, so G gets no gradient ----
         with precision.autocast():
@@ -89,25 +98,27 @@ def train_step(G, D, opt_G, opt_D, real, z, precision: Precision = FLOAT32, obje
                 real = _leaf(real)
             see = judge(D)
             b = Judged(see, real, fake.detach(), y, y_fake, see(real, y), see(fake.detach(), y_fake))
-            loss_D = _total(d_terms, b, update, sums, counts)
+            loss_D = _total(d_terms, b, update, scalars)
         opt_D.clear_grad()
         precision.backward(loss_D, "D")
         precision.step(opt_D, "D")
-        for key, v in (("loss_D", loss_D), ("D_real", objective.loss.logged(b.logit_real)),
-                       ("D_fake", objective.loss.logged(b.logit_fake))):
-            means[key] += float(v)
+        objective.observe(b)
+        scalars += [("loss_D", loss_D), ("D_real", objective.loss.logged(b.logit_real)),
+                    ("D_fake", objective.loss.logged(b.logit_fake))]
     # ---- G step: its fake batch judged by the just-updated D ----
     with _frozen(D):  # gradients flow through D to G, but D's own weight gradients are not computed
         with precision.autocast():
             plain_D = unwrap(D)  # (no DataParallel sync for D: no gradients here)
             b = Judged(judge(plain_D), None, fake, None, y_fake, None, judge(plain_D)(fake, y_fake), G=G, z=z, step=step)
-            loss_G = _total(g_terms, b, step, sums, counts)
+            loss_G = _total(g_terms, b, step, scalars)
         opt_G.clear_grad()
         precision.backward(loss_G, "G")
     precision.step(opt_G, "G")
-    out = {key: v / len(reals) for key, v in means.items()}
+    sums, counts = _read(scalars + [("loss_G", loss_G)])
+    out = {key: sums[key] / len(reals) for key in ("loss_D", "D_real", "D_fake")}
     out.update({name: sums[name] / counts[name] for name in sums if name in (t.name for t in d_terms)})
-    out["loss_G"] = float(loss_G)
+    out["loss_G"] = sums["loss_G"]
+    out.update(objective.values())
     out.update({name: sums[name] / counts[name] for name in sums if name in (t.name for t in g_terms)})
     return out
 

@@ -74,3 +74,14 @@ def class_index(spec: str, classes: list[str]) -> int:
         return int(spec)
     shown = ", ".join(f"{i}={c}" for i, c in enumerate(classes))
     raise ConfigError(f"--class {spec}: not a class of this generator ({shown})")
+
+
+def truncate(G, psi: float, option: str = "--truncation") -> None:
+    """Pull the styles of a G with a mapping network towards their running mean w_avg: psi = 1 as
+    trained, 0 the average image for every z. ConfigError for another psi or a G without one."""
+    if not 0.0 <= psi <= 1.0:
+        raise ConfigError(f"{option} must be in [0, 1] (1 = as trained), got {psi}")
+    if psi != 1.0 and not hasattr(G, "truncation_psi"):
+        raise ConfigError(f"{option}: this generator has no mapping network to truncate (a stylegan2 model has)")
+    if hasattr(G, "truncation_psi"):
+        G.truncation_psi = psi

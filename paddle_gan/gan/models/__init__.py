@@ -59,4 +59,4 @@ def parameter_count(m) -> tuple[int, int]:
     return tuple(sum(math.prod(p.shape) for p in net.parameters()) for net in lazy_networks(m))
 
 
-from . import dcgan, dcgan_dense, mlp, resnet  # noqa: E402,F401  (the built-in models register themselves)
+from . import dcgan, dcgan_dense, mlp, resnet, stylegan2  # noqa: E402,F401  (the built-in models register themselves)

@@ -30,6 +30,7 @@ class Model:
     the model's own keys)."""
     keys: dict = {}  # its own config keys (model.<key>): registry.Key each
     common_defaults: dict = {}  # common model keys whose default it changes, e.g. spectral norm on
+    styled: bool = False  # its G has styles(z) -> ws and synthesis(ws) (a mapping network: path length terms)
 
     @staticmethod
     def check(cfg, need) -> None:
@@ -43,6 +44,11 @@ class Model:
     @staticmethod
     def discriminator(m):
         raise NotImplementedError
+
+    @staticmethod
+    def prepare_training(G, D, cfg) -> None:
+        """Give the freshly built networks what training (not the model section) decides, e.g. a G's
+        style mixing; nothing by default."""
 
     @staticmethod
     def breaks_second_derivatives(m) -> str | None:

@@ -1,0 +1,160 @@
+"""Penalties on D's input gradient with BatchNorm in D (issue "Every GAN on the fast path, part 2"):
+the composed BatchNorm's first and second derivatives against Paddle's kernel and finite differences,
+penalised runs on it against Paddle's BatchNorm, and the step's numbers read once per step."""
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from conftest import CONFIGS, read_jsonl, tool, TINY
+
+
+def _pair(c=6):
+    from paddle_gan.gan.kernels import PenaltyBatchNorm
+
+    paddle.seed(0)
+    ref, fast = paddle.nn.BatchNorm2D(c), paddle.nn.BatchNorm2D(c)
+    ref.weight.set_value(paddle.rand([c]) + 0.5)
+    ref.bias.set_value(paddle.rand([c]) - 0.5)
+    fast.set_state_dict(ref.state_dict())
+    fast.__class__ = PenaltyBatchNorm
+    return ref, fast
+
+
+def test_the_composed_batchnorm_and_its_second_derivative_equal_paddles():
+    ref, fast = _pair()
+    x0 = paddle.randn([8, 6, 5, 5]) * 2 + 1
+    t = paddle.randn([8, 6, 5, 5])
+    results = []
+    for bn in (ref, fast):
+        x = x0.clone()
+        x.stop_gradient = False
+        y = bn(x)
+        (g,) = paddle.grad((y * t).sum(), x, create_graph=True)
+        second = paddle.grad(g.square().sum(), [x, bn.weight], allow_unused=True)
+        results.append([y.numpy(), g.numpy()] + [s.numpy() for s in second if s is not None]
+                       + [bn._mean.numpy(), bn._variance.numpy()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(a).max()))
+
+
+def test_the_composed_batchnorm_in_eval_mode():
+    """Eval mode: Paddle's kernel's output; its input gradient is weight / sqrt(running var + eps), and
+    twice differentiable (Paddle's eval kernel has no backward at all)."""
+    ref, fast = _pair()
+    batch = paddle.randn([8, 6, 5, 5]) * 2 + 1
+    for bn in (ref, fast):
+        bn(batch)  # running statistics away from 0 and 1
+        bn.eval()
+    x = paddle.randn([8, 6, 5, 5])
+    np.testing.assert_allclose(fast(x).numpy(), ref(x).numpy(), rtol=1e-5, atol=1e-6)
+    x.stop_gradient = False
+    t = paddle.randn([8, 6, 5, 5])
+    (g,) = paddle.grad((fast(x) * t).sum(), x, create_graph=True)
+    k = (fast.weight / paddle.sqrt(fast._variance + fast._epsilon)).reshape([1, 6, 1, 1])
+    np.testing.assert_allclose(g.numpy(), (t * k).numpy(), rtol=1e-5, atol=1e-6)
+    (gw,) = paddle.grad((g * t).sum(), fast.weight)
+    want = ((t ** 2).sum(axis=[0, 2, 3]) / paddle.sqrt(fast._variance + fast._epsilon)).numpy()
+    np.testing.assert_allclose(gw.numpy(), want, rtol=1e-5)
+
+
+def test_the_composed_batchnorms_gradient_of_a_penalty_against_finite_differences():
+    """d/dw of |d sum(t * BN(x)) / dx|^2, the shape of an R1 penalty, by central differences in the
+    weight (in float64)."""
+    from paddle_gan.gan.kernels import PenaltyBatchNorm
+
+    paddle.set_default_dtype("float64")
+    try:
+        fast = paddle.nn.BatchNorm2D(3)
+        fast.__class__ = PenaltyBatchNorm
+        fast.train()
+        x0 = paddle.to_tensor(np.random.default_rng(1).standard_normal((6, 3, 2, 2)) * 2)
+        t = paddle.to_tensor(np.random.default_rng(2).standard_normal((6, 3, 2, 2)))
+
+        def penalty(weight):
+            fast.weight.set_value(weight)
+            x = x0.clone()
+            x.stop_gradient = False
+            (g,) = paddle.grad((fast(x) * t).sum(), x, create_graph=True)
+            return g.square().sum()
+
+        w = np.array([0.7, 1.3, 0.9])
+        (grad,) = paddle.grad(penalty(paddle.to_tensor(w)), fast.weight)
+        eps = 1e-6
+        fd = [(float(penalty(paddle.to_tensor(w + eps * e))) - float(penalty(paddle.to_tensor(w - eps * e)))) / (2 * eps)
+              for e in np.eye(3)]
+        np.testing.assert_allclose(grad.numpy(), fd, rtol=1e-5)
+    finally:
+        paddle.set_default_dtype("float32")
+
+
+@pytest.mark.parametrize("config, extra", [("dcgan_fashion_mnist.yaml", ["train.r1_gamma=10"]),
+                                           ("wgan_gp_fashion_mnist.yaml", ["model.d_norm=batch", "train.n_critic=2"])],
+                         ids=["r1", "wgan_gp"])
+def test_penalised_runs_with_batchnorm_follow_paddles_batchnorm(tmp_path, monkeypatch, config, extra):
+    """24 steps of a penalised run with BatchNorm in D on the composed BatchNorm and on Paddle's own
+    (switched off here): the losses agree to 2 % (float rounding, ~1e-6 relative at the first steps,
+    grows as GAN training amplifies it)."""
+    from paddle_gan.gan import kernels
+
+    args = ["-c", os.path.join(CONFIGS, config), "-o", *TINY, "data.split=test", "model.g_channels=8",
+            "model.d_channels=8", "train.steps=24", "train.log_every=1", *extra]
+    assert tool("train", "--output", str(tmp_path / "fast"), *args) == 0
+    monkeypatch.setattr(kernels, "use_penalty_batchnorm", lambda model: 0)
+    assert tool("train", "--output", str(tmp_path / "ref"), *args) == 0
+    fast, ref = ([r for r in read_jsonl(tmp_path / r / "metrics.jsonl") if "loss_D" in r] for r in ("fast", "ref"))
+    assert len(fast) == len(ref) == 24
+    keys = ("loss_D", "loss_G", "r1" if "train.r1_gamma=10" in extra else "gp")
+    worst = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-2) for a, b in zip(fast, ref) for k in keys)
+    assert worst < 2e-2, worst  # float rounding, grown by 24 steps of a GAN (~1e-6 at the first)
+
+
+def test_the_steps_numbers_are_read_once(monkeypatch):
+    """train_step reads its scalars from the device in one read, whatever the number of terms and updates."""
+    from paddle_gan.config import load_config
+    from paddle_gan.gan import step as step_module
+    from paddle_gan.gan.models import build_models
+    from paddle_gan.gan.objective import Objective
+    from paddle_gan.gan.state import make_optimizers
+
+    cfg = load_config(os.path.join(CONFIGS, "wgan_gp_fashion_mnist.yaml"), ["model.g_channels=8", "model.d_channels=8",
+                                                                           "train.r1_gamma=1"])
+    G, D = build_models(cfg.model)
+    opt_G, opt_D = make_optimizers(cfg, G, D)
+    reads = []
+    real_read = step_module._read
+    monkeypatch.setattr(step_module, "_read", lambda s: (reads.append(len(s)), real_read(s))[1])
+    real = [paddle.uniform([4, 1, 32, 32], min=-1, max=1) for _ in range(3)]
+    out = step_module.train_step(G, D, opt_G, opt_D, real, [paddle.randn([4, 100]) for _ in range(3)],
+                                 objective=Objective.of(cfg))
+    assert reads == [3 * (3 + 2) + 1]  # loss_D, D_real, D_fake, gp, r1 per D update, then loss_G
+    assert set(out) == {"loss_D", "D_real", "D_fake", "gp", "r1", "loss_G"}
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_the_resnets_pytorch_peer_computes_the_same(size):
+    """benchmarks/bench_train.py's peer of SNGAN's ResNet (reference up/down-sampling blocks) gives what
+    paddle_gan's ResNet (sampling folded into stride-2 convolutions) gives, from the same weights."""
+    torch = pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(CONFIGS), "benchmarks"))
+    import torch_resnet
+
+    from paddle_gan.config import load_config
+    from paddle_gan.gan.models import build_models
+
+    cfg = load_config(os.path.join(CONFIGS, "sngan_resnet_fashion_mnist.yaml"),
+                      [f"model.img_size={size}", "model.spectral_norm=false", "model.g_channels=16",
+                       "model.d_channels=16"])
+    G, D = build_models(cfg.model)
+    z = np.random.default_rng(0).standard_normal((4, cfg.model.z_dim)).astype(np.float32)
+    for net, x in ((G, z), (D, None)):
+        peer = torch_resnet.mirror(net)
+        torch_resnet.copy_weights(net, peer)
+        if x is None:
+            x = np.random.default_rng(1).uniform(-1, 1, (4, 1, size, size)).astype(np.float32)
+        want = net(paddle.to_tensor(x)).numpy()
+        got = peer(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))

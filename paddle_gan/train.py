@@ -55,6 +55,8 @@ def _onednn(cfg, world, G=None, D=None) -> bool:
 def choose_precision(cfg, world: World = SINGLE, note=None):
     """train.amp's policy for this machine and model; note(text) says what runs in which precision
     (the first line of a run shows it)."""
+    if not cfg.train.amp:  # (no need to build the operator for a question float32 does not ask)
+        return make_precision("")
     return make_precision(cfg.train.amp, on_gpu=on_gpu(), onednn=_onednn(cfg, world), note=note)
 
 
@@ -164,7 +166,9 @@ def train(cfg: Config, run_dir: str, resume: dict | None = None, world: World = 
                     sample()
                 bar = held.enter_context(progress.bar(t.steps, "train", "step", initial=step, lines=None)
                                          if world.writer else progress.bar(0, ""))  # a live bar on a terminal
-                while step < t.steps and agreed is None and stop.signum is None:
+                # with several ranks only the agreed stop ends the loop: a signal that lands on one rank after
+                # this step's agreement is carried into the next step's, so no rank leaves a collective early
+                while step < t.steps and agreed is None and (world.parallel or stop.signum is None):
                     t0 = time.perf_counter()
                     inputs = step_inputs(stream, cfg, labeling, step, world)
                     try:

@@ -10,7 +10,9 @@ speed   each config's training step timed alone by bench_train.py (a fresh proce
 train   tools/train.py for those steps into ROOT/NAME (continued with --resume when it exists), on the
         Fashion-MNIST train split (60k), evaluated every tenth of the budget on 2,000 samples; runs may
         share the machine: their time axis is steps / measured speed, not the wall clock
-score   tools/eval.py --num 10000 on the last checkpoint and on best/ (the run's own reference split)
+score   tools/eval.py --num 10000 on the last checkpoint and on best/ (the run's own reference split);
+        with --at M, on the checkpoint of the step that M minutes buy (a tenth of the budget's step
+        count times k, e.g. --minutes 60 --at 30), for runs that were stopped before the end
 report  ROOT/fid_vs_minutes.png (the 2,000-sample curves against the budget's minutes) and ROOT/table.md
         with the CPU, the date and this command
 """
@@ -55,6 +57,8 @@ def main(argv) -> int:
     ap.add_argument("--run", action="append", required=True, metavar="NAME=CONFIG[:KEY=VALUE,...]")
     ap.add_argument("--phase", default="all", choices=["speed", "train", "score", "report", "all"])
     ap.add_argument("--data-root", default=DATA, help=f"the Fashion-MNIST files (default {DATA})")
+    ap.add_argument("--at", type=float, help="score the checkpoint at this many minutes, a multiple of a "
+                                             "tenth of --minutes (default: the last one)")
     args = ap.parse_args(argv)
     runs = [_run_spec(s) for s in args.run]
     os.makedirs(args.root, exist_ok=True)
@@ -81,13 +85,14 @@ def main(argv) -> int:
             resume = ["--resume"] if os.path.isdir(os.path.join(run, "checkpoints")) else []
             _tool("train", "-c", config, "--output", run, *resume, "-o", *data, *overrides, f"train.steps={p['steps']}",
                   f"train.eval_every={every}", "train.eval_samples=2000", f"train.save_every={every}",
-                  f"train.sample_every={every}", "train.keep_checkpoints=2", "train.minutes=0")
+                  f"train.sample_every={every}", "train.keep_checkpoints=0", "train.minutes=0")
             print(f"{name}: trained to step {p['steps']}", flush=True)
     if args.phase in ("score", "all"):
         for name, _, _ in runs:
             run = os.path.join(args.root, name)
-            for which in ("last", "best"):
-                target = run if which == "last" else os.path.join(run, "checkpoints", "best")
+            for which in ((f"at{args.at:g}",) if args.at else ("last", "best")):  # (a best/ may be after --at)
+                target = (os.path.join(run, "checkpoints", f"step_{_step_at(plan[name], args.at):07d}") if args.at
+                          else run if which == "last" else os.path.join(run, "checkpoints", "best"))
                 record = _tool("eval", "--checkpoint", target, "--num", "10000", "--data-root", args.data_root,
                                "--metrics", "fid")
                 plan[name][f"fid10k_{which}"] = record["fid_lenet_fashion"]
@@ -97,6 +102,14 @@ def main(argv) -> int:
     if args.phase in ("report", "all"):
         report(args, plan, runs)
     return 0
+
+
+def _step_at(p: dict, minutes: float) -> int:
+    """The step a run of plan entry p has trained for `minutes` of its budget (a tenth's multiple: saved)."""
+    tenths = minutes / p["minutes"] * 10
+    if abs(tenths - round(tenths)) > 1e-6 or not 1 <= round(tenths) <= 10:
+        raise SystemExit(f"error: --at {minutes:g}: not a multiple of a tenth of the {p['minutes']:g}-minute budget")
+    return round(tenths) * max(1, p["steps"] // 10)
 
 
 def report(args, plan: dict, runs: list) -> None:
@@ -114,8 +127,12 @@ def report(args, plan: dict, runs: list) -> None:
         evals = [r for r in read_metrics(os.path.join(args.root, name, "metrics.jsonl")) if "fid_lenet_fashion" in r]
         minutes = [r["step"] / p["steps"] * p["minutes"] for r in evals]
         ax.plot(minutes, [r["fid_lenet_fashion"] for r in evals], marker="o", ms=3, label=name)
-        rows.append(f"| {name} | {p['img_s']:.0f} | {p['steps']} | {p.get('fid10k_last', float('nan')):.2f} | "
-                    f"{p.get('fid10k_best', float('nan')):.2f} (step {p.get('step_best', '?')}) |")
+        last = f"at{args.at:g}" if args.at else "last"
+        best = f"{p['fid10k_best']:.2f} (step {p['step_best']})" if "fid10k_best" in p and not args.at else "—"
+        rows.append(f"| {name} | {p['img_s']:.0f} | {p['steps']} | {p.get('fid10k_' + last, float('nan')):.2f} "
+                    f"(step {p.get('step_' + last, '?')}) | {best} |")
+    if args.at:
+        ax.axvline(args.at, color="grey", lw=0.8, ls="--")
     ax.set_xlabel(f"minutes of training (steps / the speed measured alone)")
     ax.set_ylabel("FID, 2,000 samples (lenet_fashion)")
     ax.set_yscale("log")
@@ -124,10 +141,13 @@ def report(args, plan: dict, runs: list) -> None:
     fig.tight_layout()
     fig.savefig(os.path.join(args.root, "fid_vs_minutes.png"), dpi=100)
     cpu = next(iter(plan.values()))["cpu"]
-    table = (f"{args.minutes:g} minutes of training each, on {cpu} ({datetime.date.today()}); "
-             f"`python benchmarks/bench_quality.py --minutes {args.minutes:g} --root {args.root} "
+    at = f"at {args.at:g} of the {args.minutes:g} minutes" if args.at else f"{args.minutes:g} minutes"
+    table = (f"{at} of training each, on {cpu} ({datetime.date.today()}); "
+             f"`python benchmarks/bench_quality.py --minutes {args.minutes:g}{f' --at {args.at:g}' if args.at else ''} "
+             f"--root {args.root} "
              f"{' '.join('--run ' + s for s in args.run)}`\n\n"
-             "| run | img/s alone | steps | 10k FID, last | 10k FID, best/ |\n|---|---|---|---|---|\n" + "\n".join(rows))
+             f"| run | img/s alone | steps of {args.minutes:g} min | 10k FID {'at ' + format(args.at, 'g') + ' min' if args.at else 'last'} | "
+             "10k FID, best/ |\n|---|---|---|---|---|\n" + "\n".join(rows))
     open(os.path.join(args.root, "table.md"), "w").write(table + "\n")
     print(table)
 

@@ -3,6 +3,7 @@
     python tools/export.py --checkpoint work/quickstart/checkpoints/step_0001200 --out export/quickstart
     python tools/export.py --checkpoint CKPT --out DIR --uint8
     python tools/export.py --checkpoint CKPT --out DIR --format onnx      # also DIR/generator.onnx
+    python tools/export.py --pretrained fashion_mnist --out DIR --format onnx   # a generator the package ships
 
 Writes DIR/generator.json + generator.pdiparams (the program and weights), with --format onnx also
 DIR/generator.onnx (pip install -e '.[onnx]'), and DIR/export.json (what goes in and comes out).
@@ -23,8 +24,11 @@ import os
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder, or a run folder (its newest checkpoint)")
-    p.add_argument("--out", required=True, help="output folder: a new one, or an earlier export (replaced whole); "
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="checkpoint folder, or a run folder (its newest checkpoint)")
+    src.add_argument("--pretrained", metavar="NAME", help="a generator that ships with the package (tools/generate.py "
+                     "--pretrained list shows them)")
+    p.add_argument("--out", help="output folder: a new one, or an earlier export (replaced whole); "
                    "any other existing folder is refused")
     p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
     p.add_argument("--format", default="paddle", choices=["paddle", "onnx", "checkpoint", "safetensors"],
@@ -48,8 +52,17 @@ def main(argv=None) -> int:
     def body() -> int:
         from paddle_gan.run.generator import find_checkpoint
 
+        from paddle_gan import zoo
+
+        if args.pretrained == "list":
+            print("\n".join(zoo.names()))
+            return 0
+        if not args.out:
+            from paddle_gan.errors import ConfigError
+
+            raise ConfigError("--out: give the folder to write the export to")
         device.use(args.device, key="--device")
-        args.checkpoint = find_checkpoint(args.checkpoint)
+        args.checkpoint = zoo.path(args.pretrained) if args.pretrained else find_checkpoint(args.checkpoint)
         if args.format in ("checkpoint", "safetensors"):
             from paddle_gan.errors import ConfigError
             from paddle_gan.run.checkpoint import save_generator_only

@@ -27,6 +27,7 @@ ROWS = [
     ("DCGAN-32, full width, batch 64 (`dcgan_fashion_mnist`)", "dcgan_fashion_mnist.yaml", [], 20),
     ("MLP GAN, batch 64 (`gan_mlp_mnist`)", "gan_mlp_mnist.yaml", [], 100),
     ("SNGAN ResNet 48/32, batch 64 (`sngan_resnet_fashion_mnist`)", "sngan_resnet_fashion_mnist.yaml", [], 10),
+    ("StyleGAN2 16/64, batch 32 (`stylegan2_fashion_mnist`)", "stylegan2_fashion_mnist.yaml", [], 10),
     ("dense DCGAN 64x64x3, batch 64 (`dcgan_anime64`)", "dcgan_anime64.yaml", ["data.root=unused"], 2),
     ("the same shrunk: widths 32, batch 32", "dcgan_anime64.yaml",
      ["data.root=unused", "model.g_channels=32", "model.d_channels=32", "train.batch_size=32"], 10),

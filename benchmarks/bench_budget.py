@@ -117,37 +117,41 @@ def report(args, plan: dict, runs: list) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from paddle_gan.run.run_log import read_metrics
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    # columns: every point scored at 10k (score --at M, then the end), then best/
+    ats = sorted({float(k[len("fid10k_at"):]) for n, _, _ in runs for k in plan[n] if k.startswith("fid10k_at")})
+    cols = [(f"at{m:g}", f"{m:g} min") for m in ats] + [("last", f"{args.minutes:g} min (last)"), ("best", "best/")]
     rows = []
     for name, _, _ in runs:
         p = plan[name]
         evals = [r for r in read_metrics(os.path.join(args.root, name, "metrics.jsonl")) if "fid_lenet_fashion" in r]
         minutes = [r["step"] / p["steps"] * p["minutes"] for r in evals]
         ax.plot(minutes, [r["fid_lenet_fashion"] for r in evals], marker="o", ms=3, label=name)
-        last = f"at{args.at:g}" if args.at else "last"
-        best = f"{p['fid10k_best']:.2f} (step {p['step_best']})" if "fid10k_best" in p and not args.at else "—"
-        rows.append(f"| {name} | {p['img_s']:.0f} | {p['steps']} | {p.get('fid10k_' + last, float('nan')):.2f} "
-                    f"(step {p.get('step_' + last, '?')}) | {best} |")
-    if args.at:
-        ax.axvline(args.at, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"minutes of training (steps / the speed measured alone)")
+        cells = [f"{p['fid10k_' + k]:.2f} (step {p['step_' + k]})" if "fid10k_" + k in p else "—" for k, _ in cols]
+        done = "" if "fid10k_last" in p else f" (stopped at {minutes[-1] if minutes else 0:.0f} min)"
+        rows.append(f"| {name}{done} | {p['img_s']:.0f} | {p['steps']} | " + " | ".join(cells) + " |")
+    for m in ats:
+        ax.axvline(m, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("minutes of training (steps / the speed measured alone)")
     ax.set_ylabel("FID, 2,000 samples (lenet_fashion)")
     ax.set_yscale("log")
+    ax.set_yticks([t for t in (3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 70, 100, 150) if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(args.root, "fid_vs_minutes.png"), dpi=100)
     cpu = next(iter(plan.values()))["cpu"]
-    at = f"at {args.at:g} of the {args.minutes:g} minutes" if args.at else f"{args.minutes:g} minutes"
-    table = (f"{at} of training each, on {cpu} ({datetime.date.today()}); "
-             f"`python benchmarks/bench_quality.py --minutes {args.minutes:g}{f' --at {args.at:g}' if args.at else ''} "
-             f"--root {args.root} "
-             f"{' '.join('--run ' + s for s in args.run)}`\n\n"
-             f"| run | img/s alone | steps of {args.minutes:g} min | 10k FID {'at ' + format(args.at, 'g') + ' min' if args.at else 'last'} | "
-             "10k FID, best/ |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    table = (f"{args.minutes:g} minutes of training each, on {cpu} ({datetime.date.today()}); "
+             f"`python benchmarks/bench_quality.py --minutes {args.minutes:g} --root {args.root} "
+             f"{' '.join('--run ' + s for s in args.run)}` (10k FID: `fid_lenet_fashion`, reference the train split)\n\n"
+             f"| run | img/s alone | steps of {args.minutes:g} min | " + " | ".join(f"10k FID, {c}" for _, c in cols)
+             + " |\n|" + "---|" * (3 + len(cols)) + "\n" + "\n".join(rows))
     open(os.path.join(args.root, "table.md"), "w").write(table + "\n")
     print(table)
 

@@ -126,11 +126,14 @@ def test_leftovers_of_a_killed_save_are_tidied_and_a_swapped_out_checkpoint_is_p
     (ck / ".step_0000004.del-77").mkdir()
     (run / "samples" / ".step_0000012.png.abc123.tmp").write_bytes(b"half")
     (run / ".metrics.jsonl.xyz.tmp").write_text("{")
+    (run / "vdl" / ".position.json.vqgf6lmd.tmp").write_text("{")  # killed while noting VisualDL's position
+    (run / "vdl" / ".someone_elses.tmp").write_text("x")  # not a name the run writes: left alone
     clean_temporary(str(run))
     assert sorted(os.listdir(ck)) == ["step_0000004", "step_0000008"]
     read_state(str(ck / "step_0000008"))
     assert not [f for f in os.listdir(run / "samples") if f.startswith(".")]
     assert not [f for f in os.listdir(run) if f.startswith(".")]
+    assert [f for f in os.listdir(run / "vdl") if f.startswith(".")] == [".someone_elses.tmp"]
 
 
 # ---- 3. corrupt or truncated checkpoints ------------------------------------------------------------

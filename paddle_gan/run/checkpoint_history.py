@@ -51,12 +51,12 @@ def rotate(run_dir: str, keep: int, protect: str | None = None) -> None:
 # files.atomic_write's temporaries (.<name>.<random>.tmp) of the files a run writes: a hidden .tmp file
 # of any other name in the folder is not the run's to delete
 _ATOMIC_LEFTOVER = re.compile(r"^\.(%s|step_\d{7,}\.png)\.[^.]+\.tmp$" % "|".join(
-    re.escape(n) for n in (layout.CONFIG, layout.CURVES, layout.PROGRESS_GIF, layout.METRICS)))
+    re.escape(n) for n in (layout.CONFIG, layout.CURVES, layout.PROGRESS_GIF, layout.METRICS, layout.VDL_POSITION)))
 
 
 def clean_temporary(run_dir: str) -> None:
     """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*,
-    .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder and samples/. A complete
+    .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder, samples/ and vdl/. A complete
     checkpoint swapped out for a re-save of the same step (step_*.old-*) is put back if the new one
     never arrived. Only call this while holding the run folder's lock."""
     root = layout.checkpoints_dir(run_dir)
@@ -67,7 +67,7 @@ def clean_temporary(run_dir: str) -> None:
                 os.rename(path, os.path.join(root, name.split(".old-")[0]))
             elif name.startswith(".") or ".old-" in name:
                 shutil.rmtree(path, ignore_errors=True)
-    for folder in (run_dir, layout.samples_dir(run_dir)):
+    for folder in (run_dir, layout.samples_dir(run_dir), layout.vdl_dir(run_dir)):
         if os.path.isdir(folder):
             for name in os.listdir(folder):
                 if _ATOMIC_LEFTOVER.match(name) and os.path.isfile(os.path.join(folder, name)):

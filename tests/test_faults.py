@@ -124,12 +124,13 @@ def test_leftovers_of_a_killed_save_are_tidied_and_a_swapped_out_checkpoint_is_p
     os.rename(ck / "step_0000008", ck / "step_0000008.old-77")  # killed between the two renames of a re-save
     (ck / ".step_0000012.tmp-77").mkdir()
     (ck / ".step_0000004.del-77").mkdir()
+    (ck / ".my_notes").write_text("mine")  # a user's hidden file: not the run's to delete
     (run / "samples" / ".step_0000012.png.abc123.tmp").write_bytes(b"half")
     (run / ".metrics.jsonl.xyz.tmp").write_text("{")
     (run / "vdl" / ".position.json.vqgf6lmd.tmp").write_text("{")  # killed while noting VisualDL's position
     (run / "vdl" / ".someone_elses.tmp").write_text("x")  # not a name the run writes: left alone
     clean_temporary(str(run))
-    assert sorted(os.listdir(ck)) == ["step_0000004", "step_0000008"]
+    assert sorted(os.listdir(ck)) == [".my_notes", "step_0000004", "step_0000008"]
     read_state(str(ck / "step_0000008"))
     assert not [f for f in os.listdir(run / "samples") if f.startswith(".")]
     assert not [f for f in os.listdir(run) if f.startswith(".")]

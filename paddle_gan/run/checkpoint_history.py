@@ -54,6 +54,11 @@ _ATOMIC_LEFTOVER = re.compile(r"^\.(%s|step_\d{7,}\.png)\.[^.]+\.tmp$" % "|".joi
     re.escape(n) for n in (layout.CONFIG, layout.CURVES, layout.PROGRESS_GIF, layout.METRICS, layout.VDL_POSITION)))
 
 
+# what a killed save (.step_*.tmp-<pid>, .best.tmp-<pid>), rotation (.step_*.del-<pid>) or re-save (step_*.old-<pid>)
+# leaves in checkpoints/
+_CHECKPOINT_LEFTOVER = re.compile(r"^(\.(step_\d{7,}|best)\.(tmp|del)-\d+|(step_\d{7,}|best)\.old-\d+)$")
+
+
 def clean_temporary(run_dir: str) -> None:
     """Tidy what a killed run left behind: hidden checkpoint folders being written (.step_*.tmp-*,
     .best.tmp-*) or deleted (.step_*.del-*), and atomic_write temporaries in the run folder, samples/ and vdl/. A complete
@@ -65,7 +70,7 @@ def clean_temporary(run_dir: str) -> None:
             path = os.path.join(root, name)
             if ".old-" in name and not os.path.exists(os.path.join(root, name.split(".old-")[0])):
                 os.rename(path, os.path.join(root, name.split(".old-")[0]))
-            elif name.startswith(".") or ".old-" in name:
+            elif _CHECKPOINT_LEFTOVER.match(name):  # only names a save or a rotation makes: nothing of a user's
                 shutil.rmtree(path, ignore_errors=True)
     for folder in (run_dir, layout.samples_dir(run_dir), layout.vdl_dir(run_dir)):
         if os.path.isdir(folder):

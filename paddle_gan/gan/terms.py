@@ -7,7 +7,7 @@ from __future__ import annotations
 import paddle.nn.functional as F
 
 from ..registry import Key
-from .losses import LOSSES, gradient_penalty, input_gradient_norms, interpolates, r1_penalty
+from .losses import LOSSES, gradient_penalty, input_gradient_squares, interpolates, r1_penalty
 from .models.heads import HEADS
 from .objective import Judged, Term, term
 
@@ -44,7 +44,7 @@ class GradientPenalty(Term):
 
     def __call__(self, b):
         x_hat = interpolates(b.real, b.fake)
-        return gradient_penalty(input_gradient_norms(Judged.logit(b.judge(x_hat, b.y)), x_hat), self.weight)
+        return gradient_penalty(input_gradient_squares(Judged.logit(b.judge(x_hat, b.y)), x_hat), self.weight)
 
 
 @term
@@ -72,7 +72,7 @@ class R1(Term):
         return "train.r1_gamma"
 
     def __call__(self, b):
-        return r1_penalty(input_gradient_norms(b.logit_real, b.real), self.gamma)
+        return r1_penalty(input_gradient_squares(b.logit_real, b.real), self.gamma)
 
 
 def _weighted(value, weight: float):

@@ -7,7 +7,7 @@ from paddle import nn
 
 from ...registry import Key
 from .layers import (DROPOUT, G_COND, MODELS, Flatten, Generator, Model, SequentialDiscriminator, batch_norm,
-                     check_g_cond, conditioned, conv_sizes, num_up, run, width)
+                     check_g_cond, conditioned, conv_sizes, fused_bias, num_up, run, width)
 
 
 class DCGANGenerator(Generator):
@@ -48,10 +48,11 @@ class DCGANDiscriminator(SequentialDiscriminator):
             if norm == "batch":
                 layers += [nn.Conv2D(c, c * 2, 4, 2, 1, bias_attr=False), nn.BatchNorm2D(c * 2)]
             else:
-                layers += [nn.Conv2D(c, c * 2, 4, 2, 1)]
+                layers += [fused_bias(nn.Conv2D(c, c * 2, 4, 2, 1))]
             layers += [nn.LeakyReLU(0.2)] + ([nn.Dropout(dropout)] if dropout else [])
             c *= 2
-        layers += [nn.Conv2D(c, 1, 4, 1, 0), Flatten()]  # state size. c x 4 x 4 -> 1
+        head = nn.Conv2D(c, 1, 4, 1, 0)  # state size. c x 4 x 4 -> 1
+        layers += [fused_bias(head) if norm != "batch" else head, Flatten()]
         self.net = nn.Sequential(*layers)
         self.feature_dim = c * 4 * 4
 

@@ -84,6 +84,16 @@ def check_g_cond(cfg, need) -> None:
          "cbn (conditional BatchNorm) needs classes: set model.num_classes (or use g_cond=concat)")
 
 
+def fused_bias(layer):
+    """Mark a convolution so that the oneDNN operator adds its bias inside the primitive (and takes the
+    bias gradient from its backward-weights primitive): Paddle's broadcast add and its reduction cost
+    more than the convolution at these sizes (a fifth of a WGAN-GP step). Same parameters and state
+    dict; float rounding differs from the add outside, so only models that trained this way from the
+    start use it (not the seed configs, whose convolutions have no bias)."""
+    layer.fuse_bias = True
+    return layer
+
+
 class Flatten(nn.Layer):
     """[N, ...] -> [N, features] by reshape: unlike nn.Flatten it has a second derivative, which the
     gradient penalties need (losses.py). No parameters, so state-dict keys are those of nn.Flatten."""

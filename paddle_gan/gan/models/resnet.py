@@ -20,8 +20,8 @@ from paddle import nn
 
 from ... import ops
 
-from .layers import (G_COND, MODELS, Discriminator, Generator, Model, batch_norm, check_g_cond, conditioned, num_up,
-                     run, width)
+from .layers import (G_COND, MODELS, Discriminator, Generator, Model, batch_norm, check_g_cond, conditioned, fused_bias,
+                     num_up, run, width)
 
 
 # Sampling folded into the convolution, exactly (up to float rounding): nearest x2 up-sampling then a
@@ -36,9 +36,7 @@ _DOWN = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1], [0, 0, 1]], np.float32) / 2
 
 def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2D:
     """A 'same' k x k convolution whose bias the oneDNN operator adds inside its primitive."""
-    layer = nn.Conv2D(c_in, c_out, k, 1, k // 2)
-    layer.fuse_bias = True
-    return layer
+    return fused_bias(nn.Conv2D(c_in, c_out, k, 1, k // 2))
 
 
 class SampledConv(nn.Conv2D):

@@ -190,18 +190,27 @@ needs_bf16 = pytest.mark.skipif(cpu_bfloat16() is None or bool(_bfloat16_fails()
 
 
 @needs_bf16
+@pytest.mark.parametrize("chunk", [None, "1"], ids=["whole", "chunked"])
 @pytest.mark.parametrize("shape", SHAPES[:6] + SHAPES[-6:], ids=str)
-def test_bfloat16_convolutions_agree_with_float32(shape):
+def test_bfloat16_convolutions_agree_with_float32(shape, chunk, monkeypatch):
+    """The bfloat16 path (gemm_conv.h: im2col + matrix products) against the float32 primitives:
+    value, gradients of x, w and the bias, and the second derivative a penalty takes (in w, through
+    the input gradient); chunked: one sample per matrix product, backward-weights summing the chunks."""
+    if chunk:
+        monkeypatch.setenv("PADDLE_GAN_GEMM_CHUNK_BYTES", chunk)
     tr, cin, cout, k, s, p, op, bias, size = shape
     rng = np.random.default_rng(0)
-    x = paddle.to_tensor(rng.standard_normal((2, cin, size, size)).astype("float32"), stop_gradient=False)
+    x = paddle.to_tensor(rng.standard_normal((3, cin, size, size)).astype("float32"), stop_gradient=False)
     w = paddle.to_tensor((rng.standard_normal((cin, cout, k, k) if tr else (cout, cin, k, k)) * 0.05).astype("float32"),
                          stop_gradient=False)
+    b = paddle.to_tensor(rng.standard_normal(cout).astype("float32"), stop_gradient=False) if bias else None
     outs = []
     for low in (False, True):
         with ops.bfloat16(low):
-            y = ops.conv(x, w, None, s, p, op, transposed=tr)
-        outs.append([y.numpy()] + [g.numpy() for g in paddle.grad(y.square().sum(), [x, w])])
+            y = ops.conv(x, w, b, s, p, op, transposed=tr)
+            first = paddle.grad(y.square().sum(), [x, w] + ([b] if bias else []), create_graph=True)
+            (second,) = paddle.grad(first[0].square().sum(), [w])
+        outs.append([y.numpy()] + [g.numpy() for g in first] + [second.numpy()])
     for ref, got in zip(*outs):
         assert np.abs(got - ref).max() <= 0.03 * np.abs(ref).max()
 

@@ -190,14 +190,10 @@ needs_bf16 = pytest.mark.skipif(cpu_bfloat16() is None or bool(_bfloat16_fails()
 
 
 @needs_bf16
-@pytest.mark.parametrize("chunk", [None, "1"], ids=["whole", "chunked"])
 @pytest.mark.parametrize("shape", SHAPES[:6] + SHAPES[-6:], ids=str)
-def test_bfloat16_convolutions_agree_with_float32(shape, chunk, monkeypatch):
-    """The bfloat16 path (gemm_conv.h: im2col + matrix products) against the float32 primitives:
-    value, gradients of x, w and the bias, and the second derivative a penalty takes (in w, through
-    the input gradient); chunked: one sample per matrix product, backward-weights summing the chunks."""
-    if chunk:
-        monkeypatch.setenv("PADDLE_GAN_GEMM_CHUNK_BYTES", chunk)
+def test_bfloat16_convolutions_agree_with_float32(shape):
+    """bfloat16 against float32: value, gradients of x, w and the bias, and the second derivative a
+    penalty takes (in w, through the input gradient)."""
     tr, cin, cout, k, s, p, op, bias, size = shape
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.standard_normal((3, cin, size, size)).astype("float32"), stop_gradient=False)

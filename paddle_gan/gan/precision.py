@@ -6,8 +6,8 @@ this machine (a GPU, the CPU, with or without the oneDNN operator) and says what
 On a GPU, train.amp is Paddle's autocast (O1) with a GradScaler per optimizer for float16. On a CPU,
 Paddle's autocast does nothing (the run stays float32 and Paddle warns), so paddle_gan decides
 itself and says so in one line: bfloat16 runs the convolutions in bfloat16 through the oneDNN
-operator (as im2col + oneDNN matrix products, ops/gemm_conv.h) where the CPU has bfloat16 arithmetic
-(AMX or AVX512-BF16), after checking them against float32 once; elsewhere, and for float16, training stays float32.
+operator where the CPU has bfloat16 arithmetic (AMX or AVX512-BF16), after checking the primitives
+against float32 once; elsewhere, and for float16, training stays float32.
 """
 from __future__ import annotations
 
@@ -185,8 +185,8 @@ class BFloat16(Precision):
         if why:
             where.say(f"float32 (train.amp=bfloat16: {why})")
             return FLOAT32
-        where.say(f"bfloat16 convolutions on {isa} (oneDNN matrix products, float32 sums; weights, Adam, BatchNorm, "
-                  f"activations, dense layers and losses float32)")
+        where.say(f"bfloat16 convolutions on {isa} (oneDNN, float32 sums; weights, Adam, BatchNorm, activations, "
+                  f"dense layers and losses float32)")
         return CPUBFloat16(isa)
 
 

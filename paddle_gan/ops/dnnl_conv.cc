@@ -22,7 +22,6 @@
 #include <string>
 #include <unordered_map>
 
-#include "gemm_conv.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "paddle/extension.h"
 
@@ -46,16 +45,12 @@ struct Prims {
   dnnl::primitive_desc fwd_pd, bwd_d_pd, bwd_w_pd;
   dnnl::primitive fwd, bwd_d, bwd_w;
   bool has_bias = false;
-  bool gemm = false;  // bfloat16: im2col + matmul (gemm_conv.h) instead of the primitives above
-  bool tr = false;    // transposed: `geo` is the convolution from its output back to its input
-  gemm::Geo geo{};
 };
 
-// Format "any" descriptors of one float32 (de)convolution. In bfloat16 (train.amp on a CPU with
-// bfloat16 arithmetic) no primitive is built: gemm_conv.h reads bfloat16 images, weights and output
-// gradients (converted from the float32 tensors) and writes float32 outputs and gradients,
-// accumulating in float32 (the weights, Adam, BatchNorm and the losses never leave float32). Its
-// matrix products ran 2-3x faster than oneDNN 3.6's bfloat16 convolution primitives at these sizes.
+// Format "any" descriptors of one (de)convolution. In bfloat16 (train.amp on a CPU with bfloat16
+// arithmetic) the primitives read bfloat16 images, weights and output gradients (reordered from the
+// float32 tensors) and write float32 outputs and gradients, accumulating in float32: the weights,
+// Adam, BatchNorm and the losses never leave float32.
 struct Args {
   memory::desc src, wei, dst, diff_src, diff_wei, diff_dst, bias;
   memory::dims strides, pad_l, pad_r;
@@ -109,15 +104,7 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
   P->bias = memory::desc({cout}, dt::f32, tag::x);
   P->has_bias = bias;
-  if (bf16) {  // the matrix-product path: no primitives to build here
-    P->gemm = true;
-    P->tr = tr;
-    P->geo = tr ? gemm::Geo{N, cout, Ho, Wo, cin, K, s, p, H, W} : gemm::Geo{N, cin, H, W, cout, K, s, p, Ho, Wo};
-    auto& ref = *P;
-    cache.emplace(key, std::move(P));
-    return ref;
-  }
-  const dt low = dt::f32;
+  const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write float32
   auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
   auto a = Args{any(src_d, low), any(wei_d, low), any(dst_d, dt::f32), any(src_d, dt::f32), any(wei_d, dt::f32),
                 any(dst_d, low), P->bias, strides, pads, pads_r};
@@ -160,31 +147,8 @@ void check(const paddle::Tensor& t, const char* what) {
   PD_CHECK(t.is_cpu() && t.dtype() == paddle::DataType::FLOAT32, "dnnl_conv: ", what, " must be a float32 CPU tensor");
 }
 
-// the bias gradient of a transposed convolution: dy summed over N, H, W per channel
-void channel_sums(const Prims& P, const float* dy, float* db) {
-  const int64_t C = P.geo.C, HW = P.geo.H * P.geo.W;
-  for (int64_t c = 0; c < C; ++c) db[c] = 0.f;
-  for (int64_t n = 0; n < P.geo.N; ++n)
-    for (int64_t c = 0; c < C; ++c) {
-      const float* d = dy + (n * C + c) * HW;
-      float s = 0.f;
-      for (int64_t i = 0; i < HW; ++i) s += d[i];
-      db[c] += s;
-    }
-}
-
 // y = F(x, w) (+ b)
 void forward(Prims& P, float* x, float* w, float* b, float* y) {
-  if (P.gemm && !P.tr) return gemm::forward(eng(), strm(), P.geo, x, w, b, y);
-  if (P.gemm) {  // a transposed convolution's forward is its convolution's backward-data
-    gemm::backward_data(eng(), strm(), P.geo, x, w, y);
-    if (!b) return;
-    const int64_t C = P.geo.C, HW = P.geo.H * P.geo.W;
-    for (int64_t n = 0; n < P.geo.N; ++n)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t i = 0; i < HW; ++i) y[(n * C + c) * HW + i] += b[c];
-    return;
-  }
   auto& pd = P.fwd_pd;
   memory src(P.src, eng(), x), wei(P.wei, eng(), w), dst(P.dst, eng(), y);
   memory s = as(src, pd.src_desc()), wm = as(wei, pd.weights_desc());
@@ -197,8 +161,6 @@ void forward(Prims& P, float* x, float* w, float* b, float* y) {
 
 // dx = Bd(dy, w)
 void backward_data(Prims& P, float* dy, float* w, float* dx) {
-  if (P.gemm && !P.tr) return gemm::backward_data(eng(), strm(), P.geo, dy, w, dx);
-  if (P.gemm) return gemm::forward(eng(), strm(), P.geo, dy, w, nullptr, dx);
   auto& pd = P.bwd_d_pd;
   memory ddst(P.dst, eng(), dy), wei(P.wei, eng(), w), dsrc(P.src, eng(), dx);
   memory g = as(ddst, pd.diff_dst_desc()), wm = as(wei, pd.weights_desc());
@@ -209,12 +171,6 @@ void backward_data(Prims& P, float* dy, float* w, float* dx) {
 
 // dw = Bw(x, dy) (and db = the sum of dy over N, H, W)
 void backward_weights(Prims& P, float* x, float* dy, float* dw, float* db) {
-  if (P.gemm && !P.tr) return gemm::backward_weights(eng(), strm(), P.geo, x, dy, dw, P.has_bias ? db : nullptr);
-  if (P.gemm) {
-    gemm::backward_weights(eng(), strm(), P.geo, dy, x, dw, nullptr);
-    if (P.has_bias) channel_sums(P, dy, db);
-    return;
-  }
   auto& pd = P.bwd_w_pd;
   memory src(P.src, eng(), x), ddst(P.dst, eng(), dy), dwei(P.wei, eng(), dw);
   memory g = as(ddst, pd.diff_dst_desc()), s = as(src, pd.src_desc());

@@ -89,7 +89,7 @@ def fused_bias(layer):
     bias gradient from its backward-weights primitive): Paddle's broadcast add and its reduction cost
     more than the convolution at these sizes (a fifth of a WGAN-GP step). Same parameters and state
     dict; float rounding differs from the add outside, so only models that trained this way from the
-    start use it (not the seed configs, whose convolutions have no bias)."""
+    start use it (the seed configs keep the add outside, e.g. DCGAN's head with BatchNorm in D)."""
     layer.fuse_bias = True
     return layer
 

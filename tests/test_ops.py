@@ -6,6 +6,7 @@ import os
 import numpy as np
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 import pytest
 from conftest import CONFIGS, quick, read_jsonl, run_train
 
@@ -83,6 +84,62 @@ def test_the_configs_models_switch_every_convolution_and_keep_their_keys(config)
     assert (list(G.state_dict()), list(D.state_dict())) == keys
     assert switched == len(convs) == len([m for net in (G, D) for m in net.sublayers()
                                           if type(m) in (ops.OneDNNConv2D, ops.OneDNNConv2DTranspose)])
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (64, 64, 16, 16)])  # the last one runs on several threads
+def test_activations_equal_paddles_bit_for_bit_to_the_second_derivative(slope, shape):
+    """ops.activation (act.cc) against F.relu / F.leaky_relu: values, gradients and the gradient a
+    penalty on the input gradient sends back (Paddle's double-grad kernels), bit for bit, at zeros too."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal(shape).astype("float32")
+    x0.flat[::5] = 0.0  # Paddle's kernels take x >= 0 (LeakyReLU's backward) or x > 0 (the rest) there
+    g0 = rng.standard_normal(shape).astype("float32")
+    paddles = (lambda x: F.relu(x)) if slope == 0.0 else (lambda x: F.leaky_relu(x, slope))
+    got = {}
+    for name, act in (("paddle", paddles), ("ops", lambda x: ops.activation(x, slope))):
+        x = paddle.to_tensor(x0, stop_gradient=False)
+        g = paddle.to_tensor(g0, stop_gradient=False)
+        y = act(x)
+        (dx,) = paddle.grad((y * g).sum(), [x], create_graph=True)
+        (dg,) = paddle.grad((dx * dx).sum(), [g])
+        got[name] = [t.numpy() for t in (y, dx, dg)]
+    for what, a, b in zip(("values", "gradients", "second derivative"), got["paddle"], got["ops"]):
+        assert a.tobytes() == b.tobytes(), what
+    x64 = paddle.to_tensor(x0.astype("float64"))
+    assert ops.activation(x64, slope).dtype == paddle.float64  # other dtypes: Paddle's kernels
+
+
+def test_a_penalty_through_the_activations_reaches_every_weight_bit_for_bit():
+    """R1's gradient through a D of convolutions and both activations: every weight gets the gradient it
+    gets with Paddle's activation kernels, bit for bit (a second derivative that left out x's zero
+    gradient once cut every layer below an activation off the penalty)."""
+    paddle.seed(3)
+    D = nn.Sequential(nn.Conv2D(1, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2D(4, 8, 4, 2, 1), nn.ReLU(),
+                      nn.Conv2D(8, 1, 4, 1, 0))
+    ops.use_onednn(D)
+    x0 = np.random.default_rng(0).standard_normal((4, 1, 16, 16)).astype("float32")
+    got = {}
+    for fast in (False, True):
+        D[1].__class__, D[3].__class__ = (ops.FastLeakyReLU, ops.FastReLU) if fast else (nn.LeakyReLU, nn.ReLU)
+        x = paddle.to_tensor(x0, stop_gradient=False)
+        out = D(x)
+        (g,) = paddle.grad(out.sum(), [x], create_graph=True)
+        grads = paddle.grad(g.square().sum() + out.mean(), D.parameters())
+        got[fast] = [t.numpy().tobytes() for t in grads]
+    assert got[True] == got[False]
+
+
+def test_the_activation_layers_switch_with_the_convolutions():
+    cfg = load_config(os.path.join(CONFIGS, "sngan_resnet_fashion_mnist.yaml"), ["model.g_channels=8", "model.d_channels=8"])
+    G, D = build_models(cfg.model)
+    relus = len([m for m in G.sublayers() + D.sublayers() if type(m) is nn.ReLU])
+    assert relus > 0
+    ops.use_onednn(G), ops.use_onednn(D)
+    assert len([m for m in G.sublayers() + D.sublayers() if type(m) is ops.FastReLU]) == relus
+    leaky = nn.Sequential(nn.Conv2D(1, 2, 3), nn.LeakyReLU(0.2))
+    ops.use_onednn(leaky)
+    assert type(leaky[1]) is ops.FastLeakyReLU and leaky[1]._negative_slope == 0.2
 
 
 def test_ineligible_layers_are_left_alone():

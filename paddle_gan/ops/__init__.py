@@ -10,7 +10,8 @@ must be the same oneDNN major.minor: load() checks that before it builds anythin
 
 `use_onednn(model)` switches eligible Conv2D / Conv2DTranspose layers of a model to it in place:
 same parameters, state-dict keys and results up to float rounding (tested forward and backward
-against the Paddle layers), so checkpoints do not care which path trained them.
+against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
+LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import contextlib
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
 from .build import INCLUDE, NAME, OpsError, header_version, load, quiet_fds, runtime_version  # noqa: F401
 
@@ -93,6 +95,28 @@ class OneDNNConv2DTranspose(nn.Conv2DTranspose):
         return _forward(self, x, transposed=True)
 
 
+def activation(x, slope: float = 0.0):
+    """LeakyReLU with negative slope `slope` (0 = ReLU) on act.cc, twice differentiable: the same
+    values and gradients as F.leaky_relu / F.relu, bit for bit (tested). Other dtypes, and slopes
+    outside [0, 1), use Paddle's."""
+    if x.dtype != paddle.float32 or not 0.0 <= slope < 1.0:
+        return F.relu(x) if slope == 0.0 else F.leaky_relu(x, slope)
+    return load().fast_act(x, float(slope), slope == 0.0)
+
+
+class FastReLU(nn.ReLU):
+    def forward(self, x):
+        return activation(x, 0.0)
+
+
+class FastLeakyReLU(nn.LeakyReLU):
+    def forward(self, x):
+        return activation(x, self._negative_slope)
+
+
+_FAST = {nn.ReLU: FastReLU, nn.LeakyReLU: FastLeakyReLU}
+
+
 def has_eligible(*models) -> bool:
     """Whether any of the models has a convolution the operator can run (an MLP GAN has none)."""
     return any(eligible(layer) or getattr(layer, "dnnl_capable", False)
@@ -102,8 +126,8 @@ def has_eligible(*models) -> bool:
 def use_onednn(model) -> int:
     """Switch the eligible convolutions of `model` (in place) to the oneDNN operator, and tell the
     layers that compute their own convolution through conv() (dnnl_capable, e.g. the ResNet's
-    up- and down-sampling ones) to do so; returns how many. Builds the operator first, so an OpsError
-    leaves the model untouched."""
+    up- and down-sampling ones) to do so; returns how many. Its ReLU and LeakyReLU layers go to
+    activation() (not counted). Builds the operator first, so an OpsError leaves the model untouched."""
     load()
     n = 0
     for layer in model.sublayers(include_self=True):
@@ -113,4 +137,6 @@ def use_onednn(model) -> int:
         elif getattr(layer, "dnnl_capable", False):
             layer.dnnl = True
             n += 1
+        elif type(layer) in _FAST:
+            layer.__class__ = _FAST[type(layer)]
     return n

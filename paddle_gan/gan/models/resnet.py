@@ -76,10 +76,11 @@ class UpBlock(nn.Layer):
         self.conv1 = SampledConv(c_in, c_out, 3, up=True)
         self.conv2 = _conv(c_out, c_out, 3)
         self.shortcut = SampledConv(c_in, c_out, 1, up=True)
+        self.relu = nn.ReLU()  # a layer, so ops.use_onednn moves it to the operator's ReLU (no parameters)
 
     def forward(self, x, y=None):
-        h = self.conv1(F.relu(run([self.bn1], x, y)))
-        h = self.conv2(F.relu(run([self.bn2], h, y)))
+        h = self.conv1(self.relu(run([self.bn1], x, y)))
+        h = self.conv2(self.relu(run([self.bn2], h, y)))
         return h + self.shortcut(x)
 
 
@@ -91,11 +92,12 @@ class ResNetGenerator(Generator):
         self.blocks = nn.LayerList([UpBlock(g_channels, g_channels, cbn_classes) for _ in range(num_up(img_size))])
         self.bn = nn.BatchNorm2D(g_channels)
         self.out = _conv(g_channels, channels, 3)
+        self.relu = nn.ReLU()
 
     def forward(self, z, y=None):
         h = self.fc(z).reshape([z.shape[0], self.c, 4, 4])  # state size. C x 4 x 4
         h = run(self.blocks, h, y)  # state size. C x img_size x img_size
-        return F.tanh(self.out(F.relu(self.bn(h))))
+        return F.tanh(self.out(self.relu(self.bn(h))))
 
 
 class OptimisedBlock(nn.Layer):
@@ -106,9 +108,10 @@ class OptimisedBlock(nn.Layer):
         self.conv1 = _conv(c_in, c_out, 3)
         self.conv2 = SampledConv(c_out, c_out, 3, up=False)
         self.shortcut = SampledConv(c_in, c_out, 1, up=False)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.conv2(F.relu(self.conv1(x))) + self.shortcut(x)
+        return self.conv2(self.relu(self.conv1(x))) + self.shortcut(x)
 
 
 class DownBlock(nn.Layer):
@@ -118,9 +121,10 @@ class DownBlock(nn.Layer):
         self.conv2 = SampledConv(c_out, c_out, 3, up=False) if down else _conv(c_out, c_out, 3)
         self.shortcut = (SampledConv(c_in, c_out, 1, up=False) if down else
                          _conv(c_in, c_out, 1) if c_in != c_out else None)
+        self.relu = nn.ReLU()
 
     def forward(self, x):
-        h = self.conv2(F.relu(self.conv1(F.relu(x))))
+        h = self.conv2(self.relu(self.conv1(self.relu(x))))
         return h + (self.shortcut(x) if self.shortcut is not None else x)
 
 
@@ -134,9 +138,10 @@ class ResNetDiscriminator(Discriminator):
         self.blocks = nn.Sequential(*blocks)
         self.linear = nn.Linear(d_channels, 1)
         self.feature_dim = d_channels
+        self.relu = nn.ReLU()
 
     def features(self, x):
-        return F.relu(self.blocks(x)).sum(axis=[2, 3])  # global sum pooling: [N, C]
+        return self.relu(self.blocks(x)).sum(axis=[2, 3])  # global sum pooling: [N, C]
 
     def logit(self, h):
         return self.linear(h)

@@ -208,7 +208,7 @@ def test_tools_report_an_unwritable_output_in_one_line(eval_run, tmp_path, capsy
         assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], (name, err)
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_cond", "fashion_mnist_stylegan2"])
+@pytest.mark.parametrize("name", ["fashion_mnist", "fashion_mnist_cond", "fashion_mnist_resnet", "fashion_mnist_stylegan2"])
 def test_the_pretrained_generators_score_what_the_readme_says(name, tmp_path, capsys):
     """The zoo's generators (generator-only checkpoints in paddle_gan/zoo) load offline, generate, and
     score their recorded 2000-sample FID (and class accuracy) on the bundled test split."""

@@ -179,7 +179,8 @@ def test_the_tools_take_a_run_folder_and_list_the_zoo(small_run, tmp_path, capsy
     assert f"{small_run} is a run folder: using its newest checkpoint, " in err and "(step 8)" in err
     for name in ("generate", "eval", "export"):  # --pretrained list alone, as the --help texts say
         assert tool(name, "--pretrained", "list") == 0
-        assert capsys.readouterr().out.split() == ["fashion_mnist", "fashion_mnist_cond", "fashion_mnist_stylegan2"]
+        assert capsys.readouterr().out.split() == ["fashion_mnist", "fashion_mnist_cond", "fashion_mnist_resnet",
+                                                       "fashion_mnist_stylegan2"]
 
 
 def test_resuming_below_the_reached_step_says_so(small_run, tmp_path, capsys):

@@ -54,31 +54,43 @@ class PenaltyBatchNorm(nn.BatchNorm2D):
     their second derivatives are fast where Paddle's batch_norm_double_grad kernel took most of a
     penalised step (R1 on DCGAN-32 ran at 0.02x PyTorch's speed). The same normalisation (batch mean
     and biased variance, epsilon; in eval mode the running statistics) and the same running statistics
-    update. Parameters and state-dict keys are BatchNorm2D's."""
+    update. Parameters and state-dict keys are BatchNorm2D's. With `fused` (set where the models run on
+    paddle_gan.ops) training mode is one operator of its own (ops/batchnorm.cc: the same function with
+    its derivatives written out, on all cores; Paddle's elementwise kernels run on one)."""
+    fused = False
 
     def forward(self, x):
         n, c, h, w = x.shape
+        if self.training and self.fused and x.dtype == paddle.float32:
+            y, mean, var = ops.load().fast_bn(x, self.weight, self.bias, float(self._epsilon))
+            self._update_running(mean, var)
+            return y
         v = x.reshape([n, c, h * w])
         if self.training:
             mean = v.mean(axis=[0, 2])
             centred = v - mean.reshape([c, 1])
             var = centred.square().mean(axis=[0, 2])
-            with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch, as Paddle's kernel
-                m = self._momentum
-                paddle.assign(self._mean * m + mean.detach() * (1 - m), output=self._mean)
-                paddle.assign(self._variance * m + var.detach() * (1 - m), output=self._variance)
+            self._update_running(mean, var)
         else:  # the running statistics (differentiable here too: Paddle's eval kernel has no backward)
             centred, var = v - self._mean.reshape([c, 1]), self._variance
         scale = paddle.rsqrt(var + self._epsilon) * self.weight
         return (centred * scale.reshape([c, 1]) + self.bias.reshape([c, 1])).reshape([n, c, h, w])
 
+    def _update_running(self, mean, var):
+        with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch, as Paddle's kernel
+            m = self._momentum
+            paddle.assign(self._mean * m + mean.detach() * (1 - m), output=self._mean)
+            paddle.assign(self._variance * m + var.detach() * (1 - m), output=self._variance)
 
-def use_penalty_batchnorm(model) -> int:
-    """Switch model's BatchNorm2D layers (in place) to PenaltyBatchNorm; returns how many."""
+
+def use_penalty_batchnorm(model, fused: bool = False) -> int:
+    """Switch model's BatchNorm2D layers (in place) to PenaltyBatchNorm (on the operator's BatchNorm
+    when `fused`); returns how many."""
     n = 0
     for layer in model.sublayers(include_self=True):
         if type(layer) is nn.BatchNorm2D and layer._data_format == "NCHW":
             layer.__class__ = PenaltyBatchNorm
+            layer.fused = fused
             n += 1
     return n
 
@@ -90,7 +102,7 @@ def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False):
     for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if penalised:
-        use_penalty_batchnorm(D)
+        use_penalty_batchnorm(D, fused=onednn)
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     return G, D

@@ -12,6 +12,8 @@ must be the same oneDNN major.minor: load() checks that before it builds anythin
 same parameters, state-dict keys and results up to float rounding (tested forward and backward
 against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
+`batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
+(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn).
 """
 from __future__ import annotations
 

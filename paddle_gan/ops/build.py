@@ -1,6 +1,6 @@
-"""Building and loading the operators (dnnl_conv.cc, act.cc): compiled on first use with g++ against the
-wheel's own libdnnl.so.3 and the vendored headers, built in a temporary folder and renamed into place
-once complete, and a cached build trusted only once it loads."""
+"""Building and loading the operators (dnnl_conv.cc, act.cc, batchnorm.cc): compiled on first use with
+g++ against the wheel's own libdnnl.so.3 and the vendored headers, built in a temporary folder and
+renamed into place once complete, and a cached build trusted only once it loads."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +17,7 @@ import paddle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-SOURCES = [SOURCE, os.path.join(HERE, "act.cc")]  # the convolutions; ReLU / LeakyReLU
+SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("act.cc", "batchnorm.cc")]  # + activations, penalised BN
 INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
 
 

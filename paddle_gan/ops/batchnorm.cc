@@ -55,31 +55,27 @@ paddle::Tensor like(const std::vector<int64_t>& shape) {
   return paddle::empty(shape, paddle::DataType::FLOAT32, paddle::CPUPlace());
 }
 
-// mean and 1 / sqrt(var + eps) of channel k
-void stats(const float* x, const Shape& s, int64_t k, float eps, double* mu, double* var, double* r) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < s.n; ++i) {
-    const float* p = x + (i * s.c + k) * s.hw;
-    for (int64_t j = 0; j < s.hw; ++j) sum += p[j];
-  }
-  const double m = sum / static_cast<double>(s.n * s.hw);
-  double sq = 0.0;
-  for (int64_t i = 0; i < s.n; ++i) {
-    const float* p = x + (i * s.c + k) * s.hw;
-    for (int64_t j = 0; j < s.hw; ++j) sq += (p[j] - m) * (p[j] - m);
-  }
-  *mu = m;
-  *var = sq / static_cast<double>(s.n * s.hw);
-  *r = 1.0 / std::sqrt(*var + eps);
-}
-
-// sum over channel k of f(x_hat, g, extra) for up to three streams
+// f(i) for every index i of channel k (its N blocks of H * W values)
 template <class F>
 void each(const Shape& s, int64_t k, F f) {
   for (int64_t i = 0; i < s.n; ++i) {
     const int64_t o = (i * s.c + k) * s.hw;
     for (int64_t j = 0; j < s.hw; ++j) f(o + j);
   }
+}
+
+// mean, biased variance and 1 / sqrt(var + eps) of channel k. The backward passes compute them again
+// from x rather than take the forward's outputs: then the backward's only inputs are x, gamma and dy,
+// and the second derivative owes gradients to those three alone (see the end of the file)
+void stats(const float* x, const Shape& s, int64_t k, float eps, double* mu, double* var, double* r) {
+  const double M = static_cast<double>(s.n * s.hw);
+  double sum = 0.0, sq = 0.0;
+  each(s, k, [&](int64_t i) { sum += x[i]; });
+  const double m = sum / M;
+  each(s, k, [&](int64_t i) { sq += (x[i] - m) * (x[i] - m); });
+  *mu = m;
+  *var = sq / M;
+  *r = 1.0 / std::sqrt(*var + eps);
 }
 
 }  // namespace

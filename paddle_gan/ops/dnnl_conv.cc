@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "paddle/extension.h"
@@ -128,6 +129,21 @@ memory as(const memory& user, const memory::desc& want) {
   return m;
 }
 
+// One user tensor that several primitives of one call read (dy in the backward, ddx in the second
+// derivative): reordered once per layout asked for, not once per primitive (a copy: same numbers).
+struct Staged {
+  memory user;
+  std::vector<memory> made;
+  Staged(const memory::desc& d, float* p) : user(d, eng(), p) {}
+  memory in(const memory::desc& want) {
+    if (user.get_desc() == want) return user;
+    for (auto& m : made)
+      if (m.get_desc() == want) return m;
+    made.push_back(as(user, want));
+    return made.back();
+  }
+};
+
 // a buffer in layout `have` whose contents end up in `user` after finish()
 struct Out {
   memory user, m;
@@ -148,10 +164,10 @@ void check(const paddle::Tensor& t, const char* what) {
 }
 
 // y = F(x, w) (+ b)
-void forward(Prims& P, float* x, float* w, float* b, float* y) {
+void forward(Prims& P, Staged& x, float* w, float* b, float* y) {
   auto& pd = P.fwd_pd;
-  memory src(P.src, eng(), x), wei(P.wei, eng(), w), dst(P.dst, eng(), y);
-  memory s = as(src, pd.src_desc()), wm = as(wei, pd.weights_desc());
+  memory wei(P.wei, eng(), w), dst(P.dst, eng(), y);
+  memory s = x.in(pd.src_desc()), wm = as(wei, pd.weights_desc());
   Out d(dst, pd.dst_desc());
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, d.m}};
   if (P.has_bias) args[DNNL_ARG_BIAS] = memory(P.bias, eng(), b);
@@ -160,20 +176,20 @@ void forward(Prims& P, float* x, float* w, float* b, float* y) {
 }
 
 // dx = Bd(dy, w)
-void backward_data(Prims& P, float* dy, float* w, float* dx) {
+void backward_data(Prims& P, Staged& dy, float* w, float* dx) {
   auto& pd = P.bwd_d_pd;
-  memory ddst(P.dst, eng(), dy), wei(P.wei, eng(), w), dsrc(P.src, eng(), dx);
-  memory g = as(ddst, pd.diff_dst_desc()), wm = as(wei, pd.weights_desc());
+  memory wei(P.wei, eng(), w), dsrc(P.src, eng(), dx);
+  memory g = dy.in(pd.diff_dst_desc()), wm = as(wei, pd.weights_desc());
   Out o(dsrc, pd.diff_src_desc());
   P.bwd_d.execute(strm(), {{DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, o.m}});
   o.finish();
 }
 
 // dw = Bw(x, dy) (and db = the sum of dy over N, H, W)
-void backward_weights(Prims& P, float* x, float* dy, float* dw, float* db) {
+void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
   auto& pd = P.bwd_w_pd;
-  memory src(P.src, eng(), x), ddst(P.dst, eng(), dy), dwei(P.wei, eng(), dw);
-  memory g = as(ddst, pd.diff_dst_desc()), s = as(src, pd.src_desc());
+  memory dwei(P.wei, eng(), dw);
+  memory g = dy.in(pd.diff_dst_desc()), s = x.in(pd.src_desc());
   Out o(dwei, pd.diff_weights_desc());
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, s}, {DNNL_ARG_DIFF_DST, g}, {DNNL_ARG_DIFF_WEIGHTS, o.m}};
   if (P.has_bias) args[DNNL_ARG_DIFF_BIAS] = memory(P.bias, eng(), db);
@@ -205,7 +221,8 @@ std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w
                                 int p, int op, bool tr, bool bf16) {
   auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16);
   auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr));
-  forward(P, ptr(x), ptr(w), b ? ptr(*b) : nullptr, y.data<float>());
+  Staged xs(P.src, ptr(x));
+  forward(P, xs, ptr(w), b ? ptr(*b) : nullptr, y.data<float>());
   strm().wait();
   return {y};
 }
@@ -219,8 +236,9 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
   check(dy, "gradient");
   auto dx = empty_like(x.shape()), dw = empty_like(w.shape());
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
-  if (need_dx) backward_data(P, ptr(dy), ptr(w), dx.data<float>());
-  if (need_dw || bias) backward_weights(P, ptr(x), ptr(dy), dw.data<float>(), db.data<float>());
+  Staged xs(P.src, ptr(x)), g(P.dst, ptr(dy));
+  if (need_dx) backward_data(P, g, ptr(w), dx.data<float>());
+  if (need_dw || bias) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
   strm().wait();
   if (bias) return {dx, dw, db};
   return {dx, dw};
@@ -237,10 +255,12 @@ std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& 
   float* out = gdy.data<float>();
   const int64_t n = gdy.numel();
   bool have = false;
+  Staged g(P.dst, ptr(dy));
   if (ddx) {  // ddy = F(ddx, W); grad of W = Bw(ddx, dy)
     check(*ddx, "second-order gradient");
-    forward(P, ptr(*ddx), ptr(w), nullptr, out);
-    backward_weights(P, ptr(*ddx), ptr(dy), gw.data<float>(), nullptr);
+    Staged dd(P.src, ptr(*ddx));
+    forward(P, dd, ptr(w), nullptr, out);
+    backward_weights(P, dd, g, gw.data<float>(), nullptr);
     have = true;
   } else {
     std::fill(gw.data<float>(), gw.data<float>() + gw.numel(), 0.f);
@@ -248,8 +268,9 @@ std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& 
   if (ddw) {  // ddy += F(x, ddW); grad of x = Bd(dy, ddW)
     check(*ddw, "second-order gradient");
     auto t = empty_like(dy.shape());
-    forward(P, ptr(x), ptr(*ddw), nullptr, t.data<float>());
-    backward_data(P, ptr(dy), ptr(*ddw), gx.data<float>());
+    Staged xs(P.src, ptr(x));
+    forward(P, xs, ptr(*ddw), nullptr, t.data<float>());
+    backward_data(P, g, ptr(*ddw), gx.data<float>());
     strm().wait();
     const float* tp = t.data<float>();
     for (int64_t i = 0; i < n; ++i) out[i] = have ? out[i] + tp[i] : tp[i];

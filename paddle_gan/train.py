@@ -23,7 +23,7 @@ from .errors import ConfigError, DataError, TrainingError
 from .files import atomic_write_text
 from .gan.ema import statistics_layers
 from .gan.generators import displayed_generator
-from .gan.kernels import apply_speed_switches, use_onednn_convs
+from .gan.kernels import apply_speed_switches, channels_last_wanted, use_onednn_convs
 from .gan.labels import labeling_for
 from .gan.models import MODELS, build_models, lazy_networks
 from .gan.objective import Objective, panels, tags
@@ -80,7 +80,8 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
         state.load_state_dict(resume, where={k: os.path.join(resume["path"], STATE_DICTS[k])
                                              for k in state.tensors()})
     # (the operator has the second derivative a gradient penalty needs)
-    state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised=objective.second_derivatives)
+    state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised=objective.second_derivatives,
+                                            channels_last=channels_last_wanted(t, onednn, precision.cpu_bfloat16))
     if onednn:
         display.use_onednn()
     return state

@@ -52,6 +52,19 @@ def _conv_shapes():
 SHAPES = _conv_shapes()
 
 
+def operands(shape, batch: int, seed: int, scale: float):
+    """x, the weight (times `scale`) and the bias (or None) of a convolution of SHAPES, standard normal
+    and requiring gradients."""
+    tr, cin, cout, k, s, p, op, bias, size = shape
+    rng = np.random.default_rng(seed)
+
+    def t(a):
+        return paddle.to_tensor(a.astype("float32"), stop_gradient=False)
+
+    w = rng.standard_normal((cin, cout, k, k) if tr else (cout, cin, k, k)) * scale
+    return t(rng.standard_normal((batch, cin, size, size))), t(w), t(rng.standard_normal(cout)) if bias else None
+
+
 def _transposed_reference(x, w, b, s, p, op):
     """A transposed convolution written with conv2d: s - 1 zeros between the input pixels (a product
     with a 0/1 matrix, twice differentiable), padded by k - 1 - p (and output_padding at the bottom and
@@ -195,11 +208,7 @@ def test_bfloat16_convolutions_agree_with_float32(shape):
     """bfloat16 against float32: value, gradients of x, w and the bias, and the second derivative a
     penalty takes (in w, through the input gradient)."""
     tr, cin, cout, k, s, p, op, bias, size = shape
-    rng = np.random.default_rng(0)
-    x = paddle.to_tensor(rng.standard_normal((3, cin, size, size)).astype("float32"), stop_gradient=False)
-    w = paddle.to_tensor((rng.standard_normal((cin, cout, k, k) if tr else (cout, cin, k, k)) * 0.05).astype("float32"),
-                         stop_gradient=False)
-    b = paddle.to_tensor(rng.standard_normal(cout).astype("float32"), stop_gradient=False) if bias else None
+    x, w, b = operands(shape, batch=3, seed=0, scale=0.05)
     outs = []
     for low in (False, True):
         with ops.bfloat16(low):

@@ -18,7 +18,11 @@ declare("train", "kernels",
                          "faster) | paddle (Paddle's own kernels, the reference) | auto = onednn where it builds, else "
                          "paddle", choices=("auto", "onednn", "paddle")),
         to_static=Key(False, "compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured "
-                             "about 2x slower than dygraph)"))
+                             "about 2x slower than dygraph)"),
+        channels_last=Key("auto", "run the convolutions of models that offer it (DCGAN's G and D) on [N, H, W, C] "
+                                  "tensors with the oneDNN operator, without a layout reorder around each: on | off | "
+                                  "auto = on in bfloat16 on a CPU, off in float32 (float32 runs keep their numbers bit "
+                                  "for bit)", choices=("auto", "on", "off")))
 
 
 def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:
@@ -95,14 +99,33 @@ def use_penalty_batchnorm(model, fused: bool = False) -> int:
     return n
 
 
-def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False):
-    """train.conv (oneDNN convolutions, when `onednn`), train.to_static (`t` = cfg.train) and, when D's
-    input gradient is penalised, PenaltyBatchNorm applied to G and D in place; parameters, state-dict
-    keys and optimizer state stay as they are."""
+def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool) -> bool:
+    """train.channels_last (`t` = cfg.train) resolved: auto = on where the convolutions run in bfloat16
+    on the operator (their numbers are not float32's anyway), never under train.to_static."""
+    if t.channels_last == "on" and (t.conv == "paddle" or t.to_static):
+        raise ConfigError(f"train.channels_last: on needs the oneDNN operator in dygraph (train.conv={t.conv}, "
+                          f"train.to_static={str(t.to_static).lower()}); use off or auto")
+    return onednn and not t.to_static and (t.channels_last == "on" or t.channels_last == "auto" and cpu_bfloat16)
+
+
+def use_channels_last(model) -> int:
+    """ops.channels_last on every chain of layers that `model` and its parts offer
+    (channels_last_layers(), gan/models); returns how many chains run channels-last."""
+    return sum(ops.channels_last(layer.channels_last_layers()) for layer in model.sublayers(include_self=True)
+               if hasattr(layer, "channels_last_layers"))
+
+
+def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channels_last: bool = False):
+    """train.conv (oneDNN convolutions, when `onednn`), train.to_static (`t` = cfg.train), when D's
+    input gradient is penalised PenaltyBatchNorm, and channels-last chains (`channels_last`, from
+    channels_last_wanted), applied to G and D in place; parameters, state-dict keys and optimizer state
+    stay as they are."""
     for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if penalised:
         use_penalty_batchnorm(D, fused=onednn)
+    for model in (G, D) if channels_last else ():  # (after PenaltyBatchNorm: a chain holding one stays NCHW)
+        use_channels_last(model)
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     return G, D

@@ -39,6 +39,7 @@ class Where:
 @PRECISIONS.register("")
 class Precision:
     """The interface of a precision policy, and plain float32 training (train.amp off) as it is."""
+    cpu_bfloat16 = False  # the operator's convolutions run in bfloat16 (CPUBFloat16)
 
     @classmethod
     def make(cls, where: Where) -> "Precision":
@@ -111,6 +112,7 @@ class CPUBFloat16(Precision):
     """train.amp=bfloat16 on a CPU: every oneDNN convolution reads bfloat16 (ops.bfloat16); weights,
     Adam, BatchNorm, activations, dense layers and losses stay float32, so no loss scaling is needed
     and the checkpoint is a float32 one."""
+    cpu_bfloat16 = True
 
     def __init__(self, isa: str):
         self.isa = isa

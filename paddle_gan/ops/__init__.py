@@ -61,10 +61,12 @@ def bfloat16(on: bool = True):
         _bfloat16[0] = before
 
 
-def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False):
+def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False,
+         nhwc: bool = False):
     """A (transposed) convolution on the operator: x [N, Cin, H, W], weight as Paddle lays it out
     (conv [Cout, Cin, K, K], transposed [Cin, Cout, K, K]), bias [Cout] or None (then added inside
-    the primitive, its gradient from the backward-weights primitive). Twice differentiable."""
+    the primitive, its gradient from the backward-weights primitive). Twice differentiable. nhwc: x and
+    the output are [N, H, W, C] (channels_last)."""
     # Which gradients are needed is known now in dygraph. A to_static program is traced once and
     # reused for inputs that do and do not need gradients, so there both are always computed.
     dynamic = paddle.in_dynamic_mode()
@@ -72,17 +74,18 @@ def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, 
     need_dw = not weight.stop_gradient or not dynamic
     low = _bfloat16[0]
     if bias is None:
-        return load().dnnl_conv(x, weight, stride, pad, out_pad, transposed, need_dx, need_dw, low)
-    return load().dnnl_conv_bias(x, weight, bias, stride, pad, out_pad, transposed, need_dx, need_dw, low)
+        return load().dnnl_conv(x, weight, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc)
+    return load().dnnl_conv_bias(x, weight, bias, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc)
 
 
 def _forward(layer, x, transposed: bool):
     out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
+    nhwc = layer._data_format == "NHWC"  # (set by channels_last)
     if getattr(layer, "fuse_bias", False):  # the model asked for its bias inside the primitive (gan/models/resnet.py)
-        return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed)
+        return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed, nhwc)
     # otherwise added by Paddle, as the configs before fused biases trained (their numbers stay as they were)
-    y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed)
-    return y if layer.bias is None else y + layer.bias.reshape([1, -1, 1, 1])
+    y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed, nhwc)
+    return y if layer.bias is None else y + (layer.bias if nhwc else layer.bias.reshape([1, -1, 1, 1]))
 
 
 class OneDNNConv2D(nn.Conv2D):
@@ -142,3 +145,36 @@ def use_onednn(model) -> int:
         elif type(layer) in _FAST:
             layer.__class__ = _FAST[type(layer)]
     return n
+
+
+def _to_nhwc(layer, inputs):
+    return (inputs[0].transpose([0, 2, 3, 1]),) + tuple(inputs[1:])
+
+
+def _to_nchw(layer, inputs, output):
+    return output.transpose([0, 3, 1, 2])
+
+
+_LAYOUT_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout)  # elementwise: any layout
+
+
+def channels_last(layers) -> bool:
+    """Run a chain of consecutive layers (a model's own choice: gan/models) on [N, H, W, C] tensors:
+    the first transposes its input, the last transposes its output back, and in between the operator's
+    convolutions read and write the layout oneDNN computes in, so the reorders to and from [N, C, H, W]
+    around every convolution go. Only chains of the operator's convolutions, BatchNorm2D and elementwise
+    layers qualify (anything else is left as it is and False returned). Same parameters; float rounding
+    differs from NCHW (BatchNorm's sums run in another order)."""
+    layers = list(layers)
+    ok = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D) + _LAYOUT_FREE + tuple(_FAST.values())
+    if not layers or not all(type(l) in ok for l in layers):  # (not subclasses: gan/kernels' PenaltyBatchNorm)
+        return False
+    if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
+        return True
+    layers[0].channels_last = True
+    for l in layers:
+        if isinstance(l, (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D)):
+            l._data_format = "NHWC"
+    layers[0].register_forward_pre_hook(_to_nhwc)
+    layers[-1].register_forward_post_hook(_to_nchw)
+    return True

@@ -17,6 +17,7 @@
 //   grad of dy: ddy = F(ddx, W) + F(x, ddW) (+ ddb),  grad of W: Bw(ddx, dy),  grad of x: Bd(dy, ddW)
 // with F the forward, all primitives this file already has. A penalty on D's input gradient sends
 // ddx only, so ddW is optional (and the grad of x is then zero).
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,11 +83,12 @@ memory::dims dims_of(const paddle::Tensor& t) {
 }
 
 // x: [N, Cin, H, W]; w: conv [Cout, Cin, K, K] (oihw), transposed [Cin, Cout, K, K] (iohw)
-Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op, bool bias, bool bf16) {
+Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op, bool bias, bool bf16,
+             bool nhwc) {
   static std::unordered_map<std::string, std::unique_ptr<Prims>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "");
+  std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "") + (nhwc ? "L" : "");
   for (auto v : x) key += "," + std::to_string(v);
   key += "|";
   for (auto v : w) key += "," + std::to_string(v);
@@ -100,15 +102,20 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   const int64_t Wo = tr ? (W - 1) * s - 2 * p + K + op : (W + 2 * p - K) / s + 1;
   memory::dims src_d = {N, cin, H, W}, dst_d = {N, cout, Ho, Wo}, wei_d = {cout, cin, K, K};
   memory::dims strides = {s, s}, pads = {p, p}, pads_r = {p - op, p - op};
-  P->src = memory::desc(src_d, dt::f32, tag::nchw);
-  P->dst = memory::desc(dst_d, dt::f32, tag::nchw);
+  const tag act = nhwc ? tag::nhwc : tag::nchw;  // the activations' layout in Paddle's tensors
+  P->src = memory::desc(src_d, dt::f32, act);
+  P->dst = memory::desc(dst_d, dt::f32, act);
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
   P->bias = memory::desc({cout}, dt::f32, tag::x);
   P->has_bias = bias;
   const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write float32
   auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
-  auto a = Args{any(src_d, low), any(wei_d, low), any(dst_d, dt::f32), any(src_d, dt::f32), any(wei_d, dt::f32),
-                any(dst_d, low), P->bias, strides, pads, pads_r};
+  // channels-last activations in float32 are what oneDNN's nhwc kernels read: asked for as they are
+  auto acts = [&](const memory::dims& d, dt t) {
+    return nhwc && t == dt::f32 ? memory::desc(d, t, tag::nhwc) : any(d, t);
+  };
+  auto a = Args{acts(src_d, low), any(wei_d, low), acts(dst_d, dt::f32), acts(src_d, dt::f32), any(wei_d, dt::f32),
+                acts(dst_d, low), P->bias, strides, pads, pads_r};
   if (tr) {
     build<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data, dnnl::deconvolution_backward_weights>(
         *P, dnnl::algorithm::deconvolution_direct, a, bias);
@@ -197,13 +204,18 @@ void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
   o.finish();
 }
 
+// x's dims as oneDNN takes them, N, C, H, W, whatever the tensor's layout ([N, H, W, C] when nhwc)
+memory::dims logical(const std::vector<int64_t>& x, bool nhwc) {
+  return nhwc ? memory::dims{x[0], x[3], x[1], x[2]} : memory::dims(x.begin(), x.end());
+}
+
 Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, int op, bool tr, bool bias,
-                bool bf16) {
+                bool bf16, bool nhwc) {
   check(x, "input");
   check(w, "weight");
   PD_CHECK(x.shape().size() == 4 && w.shape().size() == 4, "dnnl_conv: 4-D input and weight");
   try {
-    return prims(tr, dims_of(x), dims_of(w), s, p, op, bias, bf16);
+    return prims(tr, logical(x.shape(), nhwc), dims_of(w), s, p, op, bias, bf16, nhwc);
   } catch (const dnnl::error& e) {  // e.g. bfloat16 on a CPU without bfloat16 arithmetic
     PD_THROW("dnnl_conv: oneDNN has no ", bf16 ? "bfloat16 " : "", "primitive for this convolution here (", e.what(),
              ")");
@@ -211,16 +223,17 @@ Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, 
 }
 
 std::vector<int64_t> out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int s, int p, int op,
-                               bool tr) {
+                               bool tr, bool nhwc) {
   const int64_t K = w[2], cout = tr ? w[1] : w[0];
   auto o = [&](int64_t h) { return tr ? (h - 1) * s - 2 * p + K + op : (h + 2 * p - K) / s + 1; };
+  if (nhwc) return {x[0], o(x[1]), o(x[2]), cout};
   return {x[0], cout, o(x[2]), o(x[3])};
 }
 
 std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b, int s,
-                                int p, int op, bool tr, bool bf16) {
-  auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16);
-  auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr));
+                                int p, int op, bool tr, bool bf16, bool nhwc) {
+  auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16, nhwc);
+  auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr, nhwc));
   Staged xs(P.src, ptr(x));
   forward(P, xs, ptr(w), b ? ptr(*b) : nullptr, y.data<float>());
   strm().wait();
@@ -231,8 +244,8 @@ std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w
 // e.g. real images, or D's frozen weights in the G step); a gradient nobody reads is not computed
 // and comes back uninitialised.
 std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy, int s,
-                                int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16) {
-  auto& P = prims_of(x, w, s, p, op, tr, bias, bf16);
+                                int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16, bool nhwc) {
+  auto& P = prims_of(x, w, s, p, op, tr, bias, bf16, nhwc);
   check(dy, "gradient");
   auto dx = empty_like(x.shape()), dw = empty_like(w.shape());
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
@@ -248,8 +261,8 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
 std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
                                  const paddle::optional<paddle::Tensor>& ddx, const paddle::optional<paddle::Tensor>& ddw,
                                  const paddle::optional<paddle::Tensor>& ddb, int s, int p, int op, bool tr,
-                                 bool bf16) {
-  auto& P = prims_of(x, w, s, p, op, tr, false, bf16);
+                                 bool bf16, bool nhwc) {
+  auto& P = prims_of(x, w, s, p, op, tr, false, bf16, nhwc);
   check(dy, "gradient");
   auto gx = empty_like(x.shape()), gw = empty_like(w.shape()), gdy = empty_like(dy.shape());
   float* out = gdy.data<float>();
@@ -283,8 +296,9 @@ std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& 
   if (ddb) {  // ddy += ddb, broadcast over N, H, W
     check(*ddb, "second-order gradient");
     const float* bp = ddb->data<float>();
-    const int64_t C = dy.shape()[1], HW = dy.shape()[2] * dy.shape()[3];
-    for (int64_t i = 0; i < n; ++i) out[i] += bp[(i / HW) % C];
+    const auto d = dy.shape();
+    const int64_t C = nhwc ? d[3] : d[1], HW = d[2] * (nhwc ? d[1] : d[3]);
+    for (int64_t i = 0; i < n; ++i) out[i] += bp[nhwc ? i % C : (i / HW) % C];
   }
   return {gx, gw, gdy};
 }
@@ -292,14 +306,14 @@ std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& 
 }  // namespace
 
 std::vector<paddle::Tensor> DnnlConvForward(const paddle::Tensor& x, const paddle::Tensor& w, int stride, int pad,
-                                            int out_pad, bool transposed, bool need_dx, bool need_dw, bool bf16) {
-  return fwd(x, w, nullptr, stride, pad, out_pad, transposed, bf16);
+                                            int out_pad, bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
+  return fwd(x, w, nullptr, stride, pad, out_pad, transposed, bf16, nhwc);
 }
 
 std::vector<paddle::Tensor> DnnlConvBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                              const paddle::Tensor& dy, int stride, int pad, int out_pad,
-                                             bool transposed, bool need_dx, bool need_dw, bool bf16) {
-  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, false, bf16);
+                                             bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, false, bf16, nhwc);
 }
 
 std::vector<paddle::Tensor> DnnlConvDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
@@ -307,21 +321,21 @@ std::vector<paddle::Tensor> DnnlConvDoubleBackward(const paddle::Tensor& x, cons
                                                    const paddle::optional<paddle::Tensor>& ddx,
                                                    const paddle::optional<paddle::Tensor>& ddw, int stride, int pad,
                                                    int out_pad, bool transposed, bool need_dx, bool need_dw,
-                                                   bool bf16) {
-  return bwd2(x, w, dy, ddx, ddw, paddle::none, stride, pad, out_pad, transposed, bf16);
+                                                   bool bf16, bool nhwc) {
+  return bwd2(x, w, dy, ddx, ddw, paddle::none, stride, pad, out_pad, transposed, bf16, nhwc);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasForward(const paddle::Tensor& x, const paddle::Tensor& w,
                                                 const paddle::Tensor& b, int stride, int pad, int out_pad,
-                                                bool transposed, bool need_dx, bool need_dw, bool bf16) {
+                                                bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
   check(b, "bias");
-  return fwd(x, w, &b, stride, pad, out_pad, transposed, bf16);
+  return fwd(x, w, &b, stride, pad, out_pad, transposed, bf16, nhwc);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                                  const paddle::Tensor& dy, int stride, int pad, int out_pad,
-                                                 bool transposed, bool need_dx, bool need_dw, bool bf16) {
-  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, true, bf16);
+                                                 bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, true, bf16, nhwc);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
@@ -330,21 +344,21 @@ std::vector<paddle::Tensor> DnnlConvBiasDoubleBackward(const paddle::Tensor& x, 
                                                        const paddle::optional<paddle::Tensor>& ddw,
                                                        const paddle::optional<paddle::Tensor>& ddb, int stride,
                                                        int pad, int out_pad, bool transposed, bool need_dx,
-                                                       bool need_dw, bool bf16) {
-  return bwd2(x, w, dy, ddx, ddw, ddb, stride, pad, out_pad, transposed, bf16);
+                                                       bool need_dw, bool bf16, bool nhwc) {
+  return bwd2(x, w, dy, ddx, ddw, ddb, stride, pad, out_pad, transposed, bf16, nhwc);
 }
 
 std::vector<std::vector<int64_t>> DnnlConvInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                                      int stride, int pad, int out_pad, bool transposed, bool need_dx,
-                                                     bool need_dw, bool bf16) {
-  return {out_shape(x, w, stride, pad, out_pad, transposed)};
+                                                     bool need_dw, bool bf16, bool nhwc) {
+  return {out_shape(x, w, stride, pad, out_pad, transposed, nhwc)};
 }
 
 std::vector<std::vector<int64_t>> DnnlConvBiasInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                                          const std::vector<int64_t>& b, int stride, int pad,
                                                          int out_pad, bool transposed, bool need_dx, bool need_dw,
-                                                         bool bf16) {
-  return {out_shape(x, w, stride, pad, out_pad, transposed)};
+                                                         bool bf16, bool nhwc) {
+  return {out_shape(x, w, stride, pad, out_pad, transposed, nhwc)};
 }
 
 std::vector<paddle::DataType> DnnlConvInferDtype(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
@@ -355,7 +369,8 @@ std::vector<paddle::DataType> DnnlConvBiasInferDtype(const paddle::DataType& x, 
 }
 
 #define CONV_ATTRS \
-  {"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool", "bf16: bool"}
+  {"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool", "bf16: bool", \
+   "nhwc: bool"}
 
 PD_BUILD_OP(dnnl_conv)
     .Inputs({"X", "W"})

@@ -28,6 +28,10 @@ class DCGANGenerator(Generator):
         self.net = nn.Sequential(*layers)
         self.z_dim = z_dim
 
+    def channels_last_layers(self) -> list:
+        """The layers that may run on [N, H, W, C] tensors (ops.channels_last): all but the tanh."""
+        return list(self.net.children())[:-1]
+
     def forward(self, z, y=None):
         x = z.reshape([z.shape[0], self.z_dim, 1, 1])
         return self.net(x) if y is None else run(self.net, x, y)
@@ -55,6 +59,11 @@ class DCGANDiscriminator(SequentialDiscriminator):
         layers += [fused_bias(head) if norm != "batch" else head, Flatten()]
         self.net = nn.Sequential(*layers)
         self.feature_dim = c * 4 * 4
+
+    def channels_last_layers(self) -> list:
+        """The layers that may run on [N, H, W, C] tensors (ops.channels_last): the features (the head
+        reads them as [N, C, H, W])."""
+        return list(self.net.children())[:-self.HEAD]
 
 
 @MODELS.register("dcgan")

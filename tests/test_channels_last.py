@@ -1,0 +1,101 @@
+"""train.channels_last: the operator's convolutions on [N, H, W, C] tensors against [N, C, H, W]
+(every convolution shape of the configs, to the second derivative), DCGAN's G and D switched in
+place against the same models in NCHW (outputs, gradients, a penalty, BatchNorm's running
+statistics), which chains refuse, and the switch through the real trainer."""
+import copy
+
+import numpy as np
+import paddle
+import pytest
+from conftest import load_state, train
+from test_fast_path import SHAPES, operands
+
+from paddle_gan import ops
+from paddle_gan.gan.kernels import PenaltyBatchNorm, use_channels_last
+from paddle_gan.gan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+NHWC, NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
+
+
+def _close(a, b, what, tol=1e-5):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, what
+    assert np.abs(a - b).max() <= tol * max(np.abs(a).max(), 1e-6), what
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T" * s[0] + "C" * (not s[0]) + "-".join(map(str, s[1:])))
+def test_channels_last_convolutions_equal_nchw_to_the_second_derivative(shape):
+    tr, cin, cout, k, s, p, op, bias, size = shape
+    x, w, b = operands(shape, batch=2, seed=1, scale=0.1)
+    params = [w] + ([b] if bias else [])
+    outs = []
+    for nhwc in (False, True):
+        xi = x.transpose(NHWC) if nhwc else x
+        y = ops.conv(xi, w, b, s, p, op, transposed=tr, nhwc=nhwc)
+        y = y.transpose(NCHW) if nhwc else y
+        r = paddle.to_tensor(np.random.default_rng(2).standard_normal(y.shape).astype("float32"))
+        first = paddle.grad((y * r).sum() + y.square().mean(), [x] + params, create_graph=True)
+        second = paddle.grad(first[0].square().sum(), params)  # a penalty on the input gradient
+        outs.append([y] + list(first) + list(second))
+    for i, (a, c) in enumerate(zip(*outs)):
+        _close(a.numpy(), c.numpy(), f"output {i}")
+
+
+def _models():
+    paddle.seed(3)
+    return [(DCGANGenerator(g_channels=8), paddle.randn([4, 100])),
+            (DCGANDiscriminator(d_channels=8), paddle.randn([4, 1, 32, 32])),
+            (DCGANDiscriminator(d_channels=8, norm="none", dropout=0.0), paddle.randn([4, 1, 32, 32]))]
+
+
+@pytest.mark.parametrize("which", range(3), ids=["G", "D", "D_without_BN"])
+def test_dcgan_switched_in_place_follows_nchw(which):
+    """Same keys and parameters; outputs, every gradient, a gradient penalty's gradient and the running
+    statistics agree with the NCHW model to float rounding, in training and in eval mode."""
+    model, inp = _models()[which]
+    ops.use_onednn(model)
+    cl = copy.deepcopy(model)
+    assert use_channels_last(cl) == 1 and use_channels_last(cl) == 1  # a second call changes nothing
+    assert list(cl.state_dict()) == list(model.state_dict())
+    inp.stop_gradient = False
+    for net in (model, cl):
+        net.train()
+    got = []
+    for net in (model, cl):
+        y = net(inp)
+        params = [q for q in net.parameters() if not q.stop_gradient]
+        first = paddle.grad(y.square().sum(), [inp] + params, create_graph=True)
+        penalty = paddle.grad(first[0].square().sum(), params[:1]) if which else []  # D: R1's shape
+        net.eval()
+        got.append([y] + list(first) + list(penalty) + [net(inp)] +
+                   [v for k, v in net.state_dict().items() if k.endswith(("_mean", "_variance"))])
+    assert len(got[0]) == len(got[1])
+    for i, (a, c) in enumerate(zip(*got)):
+        _close(a.numpy(), c.numpy(), f"tensor {i}", tol=2e-5)
+
+
+def test_only_chains_the_operator_and_elementwise_layers_make_are_switched():
+    G, x = _models()[0]
+    assert not ops.channels_last(G.channels_last_layers())  # Paddle's own convolutions: left as they are
+    ops.use_onednn(G)
+    D = DCGANDiscriminator(d_channels=8)
+    ops.use_onednn(D)
+    for layer in D.sublayers():
+        if type(layer) is paddle.nn.BatchNorm2D:
+            layer.__class__ = PenaltyBatchNorm  # a penalised D's BatchNorm computes in NCHW
+    assert use_channels_last(D) == 0 and all(getattr(l, "_data_format", "NCHW") == "NCHW" for l in D.sublayers())
+
+
+def test_the_switch_through_the_trainer(tmp_path):
+    """on: a run in float32 that follows the NCHW run to float rounding, and whose checkpoint is an
+    ordinary one (same keys, loads where NCHW does); on with Paddle's convolutions: one error line."""
+    for name, cl in (("nchw", "off"), ("nhwc", "on")):
+        assert train(tmp_path / name, "train.steps=4", "train.conv=onednn", f"train.channels_last={cl}") == 0
+    for f in ("G.pdparams", "D.pdparams"):
+        a, b = (load_state(tmp_path / n / "checkpoints" / "step_0000004" / f) for n in ("nchw", "nhwc"))
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-3, atol=1e-4, err_msg=f"{f} {k}")
+    assert train(tmp_path / "nhwc", "train.steps=6", "train.channels_last=off", "--resume") == 0
+    assert train(tmp_path / "bad", "train.steps=1", "train.conv=paddle", "train.channels_last=on") != 0
+    assert not (tmp_path / "bad" / "checkpoints").exists()

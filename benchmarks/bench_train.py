@@ -109,7 +109,9 @@ def _timed(step, steps, repeats, warmup):
     return statistics.median(blocks)
 
 
-def run_paddle(spec, loader, steps, repeats, warmup):
+def paddle_step(spec):
+    """One training step of the trainer's own (a function), for config and overrides `spec`, on
+    random images; and the batch size."""
     import paddle
 
     from paddle_gan.distributed import SINGLE
@@ -120,8 +122,6 @@ def run_paddle(spec, loader, steps, repeats, warmup):
 
     cfg = _cfg(spec)
     stream = _fake_stream(cfg)
-    if loader:
-        return _timed(lambda: paddle.to_tensor(stream.next()), steps, repeats, warmup)
     labeling, objective = labeling_for(cfg.model), Objective.of(cfg)
     with paddle.utils.unique_name.guard():
         state = prepare(cfg, None, SINGLE, labeling, stream, objective)
@@ -133,7 +133,16 @@ def run_paddle(spec, loader, steps, repeats, warmup):
         state.step += 1
         state.display.update(state.G, state.step)
 
-    return _timed(step, steps, repeats, warmup)
+    return step, cfg.train.batch_size
+
+
+def run_paddle(spec, loader, steps, repeats, warmup):
+    if loader:
+        import paddle
+
+        stream = _fake_stream(_cfg(spec))
+        return _timed(lambda: paddle.to_tensor(stream.next()), steps, repeats, warmup)
+    return _timed(paddle_step(spec)[0], steps, repeats, warmup)
 
 
 def torch_mirror(layer):

@@ -99,3 +99,19 @@ def test_the_switch_through_the_trainer(tmp_path):
     assert train(tmp_path / "nhwc", "train.steps=6", "train.channels_last=off", "--resume") == 0
     assert train(tmp_path / "bad", "train.steps=1", "train.conv=paddle", "train.channels_last=on") != 0
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_the_in_process_ab_benchmark_times_both_variants(capsys):
+    """benchmarks/bench_ab.py (how the switch was measured): both variants built and stepped, one JSON line."""
+    import json
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bench_ab
+
+    assert bench_ab.main(["quickstart.yaml", "-o", "model.g_channels=8", "model.d_channels=8", "--a",
+                          "train.channels_last=off", "--b", "train.channels_last=on", "--blocks", "2", "--steps", "1",
+                          "--warmup", "1", "--swap"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["built_first"] == "b" and row["a_img_s"] > 0 and row["b_img_s"] > 0 and row["b_over_a"] > 0

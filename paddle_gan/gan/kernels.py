@@ -19,7 +19,7 @@ declare("train", "kernels",
                          "paddle", choices=("auto", "onednn", "paddle")),
         to_static=Key(False, "compile G and D with paddle.jit.to_static (same results; for GPUs: on CPU it measured "
                              "about 2x slower than dygraph)"),
-        channels_last=Key("auto", "run the convolutions of models that offer it (DCGAN's G and D) on [N, H, W, C] "
+        channels_last=Key("auto", "run the convolutions of models that offer it (DCGAN, the ResNet) on [N, H, W, C] "
                                   "tensors with the oneDNN operator, without a layout reorder around each: on | off | "
                                   "auto = on in bfloat16 on a CPU, off in float32 (float32 runs keep their numbers bit "
                                   "for bit)", choices=("auto", "on", "off")))

@@ -158,22 +158,37 @@ def _to_nchw(layer, inputs, output):
 _LAYOUT_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout)  # elementwise: any layout
 
 
+_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D)  # told by their _data_format
+
+
+def _layout_ok(layer) -> bool:
+    """Whether `layer` computes the same on [N, H, W, C] tensors once its _data_format says so: the
+    operator's convolutions, BatchNorm2D (not subclasses: gan/kernels' PenaltyBatchNorm is NCHW only),
+    elementwise layers, convolutions of a model's own that run on the operator and read their
+    _data_format (nhwc_capable, e.g. the ResNet's SampledConv), and blocks that only combine such
+    layers elementwise (layout_free, e.g. the ResNet's blocks)."""
+    if type(layer) in _LAYOUT_SET + _LAYOUT_FREE + tuple(_FAST.values()):
+        return True
+    if getattr(layer, "nhwc_capable", False):
+        return getattr(layer, "dnnl", False)
+    return getattr(layer, "layout_free", False) and all(_layout_ok(l) for l in layer.children())
+
+
 def channels_last(layers) -> bool:
-    """Run a chain of consecutive layers (a model's own choice: gan/models) on [N, H, W, C] tensors:
-    the first transposes its input, the last transposes its output back, and in between the operator's
-    convolutions read and write the layout oneDNN computes in, so the reorders to and from [N, C, H, W]
-    around every convolution go. Only chains of the operator's convolutions, BatchNorm2D and elementwise
-    layers qualify (anything else is left as it is and False returned). Same parameters; float rounding
-    differs from NCHW (BatchNorm's sums run in another order)."""
+    """Run a chain of layers that a model calls one after the other (its own choice: gan/models) on
+    [N, H, W, C] tensors: the first transposes its input, the last transposes its output back, and in
+    between the operator's convolutions read and write the layout oneDNN computes in, so the reorders to
+    and from [N, C, H, W] around every convolution go. Only chains of layers that compute the same in
+    that layout qualify (_layout_ok; else nothing changes and False is returned). Same parameters; float
+    rounding differs from NCHW (BatchNorm's sums run in another order)."""
     layers = list(layers)
-    ok = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D) + _LAYOUT_FREE + tuple(_FAST.values())
-    if not layers or not all(type(l) in ok for l in layers):  # (not subclasses: gan/kernels' PenaltyBatchNorm)
+    if not layers or not all(_layout_ok(l) for l in layers):
         return False
     if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
         return True
     layers[0].channels_last = True
-    for l in layers:
-        if isinstance(l, (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D)):
+    for l in (m for layer in layers for m in layer.sublayers(include_self=True)):
+        if isinstance(l, _LAYOUT_SET) or getattr(l, "nhwc_capable", False):
             l._data_format = "NHWC"
     layers[0].register_forward_pre_hook(_to_nhwc)
     layers[-1].register_forward_post_hook(_to_nchw)

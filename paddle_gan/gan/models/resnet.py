@@ -44,6 +44,7 @@ class SampledConv(nn.Conv2D):
     after it, computed as one stride-2 (transposed) convolution."""
     dnnl_capable = True  # ops.use_onednn sets dnnl: run it on the oneDNN operator
     dnnl = False
+    nhwc_capable = True  # on the operator it reads _data_format (ops.channels_last)
 
     def __init__(self, c_in: int, c_out: int, k: int, up: bool):
         super().__init__(c_in, c_out, k, 1, k // 2)
@@ -62,13 +63,14 @@ class SampledConv(nn.Conv2D):
         if self.up:
             w = w.transpose([1, 0, 2, 3])  # a transposed convolution's weight is [Cin, Cout, K, K]
         if self.dnnl:
-            return ops.conv(x, w, self.bias, 2, pad, 0, transposed=self.up)
+            return ops.conv(x, w, self.bias, 2, pad, 0, transposed=self.up, nhwc=self._data_format == "NHWC")
         conv = F.conv2d_transpose if self.up else F.conv2d
         return conv(x, w, self.bias, stride=2, padding=pad)
 
 
 class UpBlock(nn.Layer):
     takes_labels = True
+    layout_free = True  # its own code only adds: runs channels-last when its layers do (ops.channels_last)
 
     def __init__(self, c_in: int, c_out: int, cbn_classes: int = 0):
         super().__init__()
@@ -94,6 +96,11 @@ class ResNetGenerator(Generator):
         self.out = _conv(g_channels, channels, 3)
         self.relu = nn.ReLU()
 
+    def channels_last_layers(self) -> list:
+        """The layers that may run on [N, H, W, C] tensors (ops.channels_last), in the order forward
+        calls them: the blocks to the output convolution."""
+        return [*self.blocks, self.bn, self.relu, self.out]
+
     def forward(self, z, y=None):
         h = self.fc(z).reshape([z.shape[0], self.c, 4, 4])  # state size. C x 4 x 4
         h = run(self.blocks, h, y)  # state size. C x img_size x img_size
@@ -102,6 +109,7 @@ class ResNetGenerator(Generator):
 
 class OptimisedBlock(nn.Layer):
     """D's first block, on the image itself (no ReLU before the first convolution)."""
+    layout_free = True
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
@@ -115,6 +123,8 @@ class OptimisedBlock(nn.Layer):
 
 
 class DownBlock(nn.Layer):
+    layout_free = True
+
     def __init__(self, c_in: int, c_out: int, down: bool):
         super().__init__()
         self.conv1 = _conv(c_in, c_out, 3)
@@ -139,6 +149,10 @@ class ResNetDiscriminator(Discriminator):
         self.linear = nn.Linear(d_channels, 1)
         self.feature_dim = d_channels
         self.relu = nn.ReLU()
+
+    def channels_last_layers(self) -> list:
+        """The layers that may run on [N, H, W, C] tensors (ops.channels_last): the blocks."""
+        return list(self.blocks.children())
 
     def features(self, x):
         return self.relu(self.blocks(x)).sum(axis=[2, 3])  # global sum pooling: [N, C]

@@ -81,7 +81,7 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
                                              for k in state.tensors()})
     # (the operator has the second derivative a gradient penalty needs)
     state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised=objective.second_derivatives,
-                                            channels_last=channels_last_wanted(t, onednn, precision.cpu_bfloat16))
+                                            channels_last=channels_last_wanted(t, onednn, precision.cpu_bfloat16, note))
     if onednn:
         display.use_onednn()
     return state

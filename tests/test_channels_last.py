@@ -124,3 +124,18 @@ def test_the_in_process_ab_benchmark_times_both_variants(capsys):
                           "--warmup", "1", "--swap"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["built_first"] == "b" and row["a_img_s"] > 0 and row["b_img_s"] > 0 and row["b_over_a"] > 0
+
+
+def test_on_without_the_operator_says_it_does_nothing(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from paddle_gan.gan.kernels import channels_last_wanted
+
+    t = SimpleNamespace(channels_last="on", conv="auto", to_static=False)
+    assert not channels_last_wanted(t, onednn=False, cpu_bfloat16=False)  # e.g. a GPU run
+    assert "train.channels_last=on does nothing here" in capsys.readouterr().out
+    assert channels_last_wanted(t, onednn=True, cpu_bfloat16=False)
+    auto = SimpleNamespace(channels_last="auto", conv="auto", to_static=False)
+    assert channels_last_wanted(auto, True, True) and not channels_last_wanted(auto, True, False)
+    assert not channels_last_wanted(SimpleNamespace(channels_last="auto", conv="auto", to_static=True), True, True)
+    assert not capsys.readouterr().out  # said for on only

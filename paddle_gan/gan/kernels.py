@@ -99,12 +99,15 @@ def use_penalty_batchnorm(model, fused: bool = False) -> int:
     return n
 
 
-def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool) -> bool:
+def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool, note=say) -> bool:
     """train.channels_last (`t` = cfg.train) resolved: auto = on where the convolutions run in bfloat16
-    on the operator (their numbers are not float32's anyway), never under train.to_static."""
+    on the operator (their numbers are not float32's anyway), never under train.to_static. note(line)
+    hears that `on` does nothing where the operator is not used (None: silent, the ranks that do not write)."""
     if t.channels_last == "on" and (t.conv == "paddle" or t.to_static):
         raise ConfigError(f"train.channels_last: on needs the oneDNN operator in dygraph (train.conv={t.conv}, "
                           f"train.to_static={str(t.to_static).lower()}); use off or auto")
+    if t.channels_last == "on" and not onednn and note:  # a GPU, or train.conv=auto without the operator
+        note("note: train.channels_last=on does nothing here (it is for the oneDNN operator's CPU convolutions)")
     return onednn and not t.to_static and (t.channels_last == "on" or t.channels_last == "auto" and cpu_bfloat16)
 
 

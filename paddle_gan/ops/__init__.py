@@ -13,7 +13,8 @@ same parameters, state-dict keys and results up to float rounding (tested forwar
 against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
 `batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
-(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn).
+(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn). `channels_last(layers)` runs a chain of
+layers on [N, H, W, C] tensors, the layout oneDNN computes in (train.channels_last).
 """
 from __future__ import annotations
 

@@ -60,6 +60,20 @@ def main() -> int:
     return 0
 
 
+def portable(record: dict, staging: str, name: str) -> dict:
+    """An evaluation record as the entry ships it: the checkpoint it scored is the entry itself
+    (paddle_gan/zoo/NAME, not the staging folder it was scored in), and paths inside the clone are
+    relative to it (no machine's absolute paths in a file the package carries)."""
+    def rel(v):
+        if not isinstance(v, str) or not os.path.isabs(v):
+            return v
+        if os.path.abspath(v) == os.path.abspath(staging):
+            return f"paddle_gan/zoo/{name}"
+        inside = os.path.relpath(v, REPO)
+        return v if inside.startswith("..") else inside
+    return {k: rel(v) for k, v in record.items()}
+
+
 def _make(args, out: str) -> dict | None:
     """The entry in the new folder `out`: exported, sized, scored, zoo.json written; None if too big."""
     from paddle_gan.data import BUNDLED_DIR
@@ -72,6 +86,7 @@ def _make(args, out: str) -> dict | None:
     full = _tool("eval", "--checkpoint", out, "--num", "10000")
     small = _tool("eval", "--checkpoint", out, "--num", "2000", "--data", "fashion_mnist:test",
                   "--data-root", BUNDLED_DIR)
+    full, small = (portable(r, out, args.name) for r in (full, small))
     entry = {"name": args.name, "about": args.about, "from": os.path.relpath(os.path.abspath(args.checkpoint), REPO),
              "bytes": size, "eval_10000_train": full, "eval_2000_test": small,
              "commands": [f"python tools/eval.py --pretrained {args.name} --num 10000",

@@ -219,6 +219,9 @@ def test_the_pretrained_generators_score_what_the_readme_says(name, tmp_path, ca
     size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
     assert size <= 5e6
     recorded = json.load(open(os.path.join(path, "zoo.json")))
+    for k in ("eval_10000_train", "eval_2000_test"):  # the entry itself scored, no machine's paths shipped
+        assert recorded[k]["checkpoint"] == f"paddle_gan/zoo/{name}", k
+        assert not [v for v in recorded[k].values() if isinstance(v, str) and os.path.isabs(v)], k
     assert tool("eval", "--pretrained", name, "--num", "2000", "--data", "fashion_mnist:test",
                 "--data-root", BUNDLED_DIR) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

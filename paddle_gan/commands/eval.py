@@ -16,7 +16,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    from paddle_gan import device
+    from paddle_gan import device, zoo
     from paddle_gan.errors import run_tool
     from paddle_gan.metrics import EXTRACTORS, METRICS
 
@@ -25,8 +25,7 @@ def main(argv=None) -> int:
     src.add_argument("--checkpoint", help="checkpoint folder (e.g. <run>/checkpoints/best), or a run folder (its "
                      "newest checkpoint)")
     src.add_argument("--real", metavar="DATA:SPLIT", help="score real images instead of a generator")
-    src.add_argument("--pretrained", metavar="NAME", help="a generator that ships with the package (tools/generate.py "
-                     "--pretrained list shows them)")
+    zoo.add_argument(src)
     p.add_argument("--num", type=int, default=10000, help="generated (and real) images (default 10000; 10..1000000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the z batch and the KID subsets")
     p.add_argument("--data", metavar="DATA[:SPLIT]", help="reference data (default: the checkpoint's)")
@@ -47,21 +46,15 @@ def main(argv=None) -> int:
     from paddle_gan.commands.evaluate import evaluate_checkpoint, record_evaluation
 
     def body() -> int:
-        from paddle_gan import zoo
         from paddle_gan.config import keys
         from paddle_gan.config.checks import validate_choice
-        from paddle_gan.run.generator import find_checkpoint
 
-        if args.pretrained == "list":
-            print("\n".join(zoo.names()))
+        if zoo.listed(args.pretrained):
             return 0
         check_count(args.num, MAX_GENERATED, "--num", low=10)
         validate_choice("--metrics", keys("train")["eval_metrics"], args.metrics)
         device.use(args.device, key="--device")
-        if args.pretrained:
-            args.checkpoint = zoo.path(args.pretrained)
-        elif args.checkpoint:
-            args.checkpoint = find_checkpoint(args.checkpoint)
+        args.checkpoint = zoo.checkpoint(args.pretrained, args.checkpoint)
         record = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.data, args.data_root, args.extractor,
                                      args.inception_weights, args.real, args.img_size, raw=args.raw,
                                      quantize=not args.float_images,

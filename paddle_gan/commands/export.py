@@ -23,11 +23,12 @@ import os
 
 
 def main(argv=None) -> int:
+    from paddle_gan import zoo
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint folder, or a run folder (its newest checkpoint)")
-    src.add_argument("--pretrained", metavar="NAME", help="a generator that ships with the package (tools/generate.py "
-                     "--pretrained list shows them)")
+    zoo.add_argument(src)
     p.add_argument("--out", help="output folder: a new one, or an earlier export (replaced whole); "
                    "any other existing folder is refused")
     p.add_argument("--uint8", action="store_true", help="output uint8 HWC images instead of floats in [-1, 1]")
@@ -50,19 +51,14 @@ def main(argv=None) -> int:
     from paddle_gan.run.generator import open_generator, truncate
 
     def body() -> int:
-        from paddle_gan.run.generator import find_checkpoint
-
-        from paddle_gan import zoo
-
-        if args.pretrained == "list":
-            print("\n".join(zoo.names()))
+        if zoo.listed(args.pretrained):
             return 0
         if not args.out:
             from paddle_gan.errors import ConfigError
 
             raise ConfigError("--out: give the folder to write the export to")
         device.use(args.device, key="--device")
-        args.checkpoint = zoo.path(args.pretrained) if args.pretrained else find_checkpoint(args.checkpoint)
+        args.checkpoint = zoo.checkpoint(args.pretrained, args.checkpoint)
         if args.format in ("checkpoint", "safetensors"):
             from paddle_gan.errors import ConfigError
             from paddle_gan.run.checkpoint import save_generator_only

@@ -40,13 +40,13 @@ def previous_output(path: str) -> str | None:
 
 
 def main(argv=None) -> int:
+    from paddle_gan import zoo
     from paddle_gan.bounds import MAX_GENERATED, MAX_STRIP_STEPS, MAX_STRIPS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint folder, or a run folder (its newest checkpoint)")
-    src.add_argument("--pretrained", metavar="NAME", help="a generator that ships with the package (README "
-                     "'Pretrained generators'), e.g. fashion_mnist; --pretrained list shows them")
+    zoo.add_argument(src)
     p.add_argument("--out", help="output folder: a new one, or an earlier output of this command (replaced whole); "
                    "any other existing folder is refused")
     p.add_argument("--num", type=int, default=64, help=f"images to generate (default 64; at most {MAX_GENERATED}, "
@@ -68,14 +68,13 @@ def main(argv=None) -> int:
                    help="a G with a mapping network (stylegan2): styles pulled towards their mean, 0..1 (default 1: "
                         "as trained; 0.7 trades variety for typical images)")
     args = p.parse_args(argv)
-    from paddle_gan import device, progress, zoo
+    from paddle_gan import device, progress
     from paddle_gan.bounds import check_count, check_grid
     from paddle_gan.errors import ConfigError, DataError, run_tool
     from paddle_gan.files import write_folder
 
     def body() -> int:
-        if args.pretrained == "list":
-            print("\n".join(zoo.names()))
+        if zoo.listed(args.pretrained):
             return 0
         if not args.out:
             raise ConfigError("--out: give the folder to write the images to")
@@ -86,10 +85,10 @@ def main(argv=None) -> int:
         from paddle_gan.gan.kernels import for_inference
         from paddle_gan.gan.labels import labeling_for
         from paddle_gan.images import display_scale
-        from paddle_gan.run.generator import class_index, find_checkpoint, open_generator, truncate
+        from paddle_gan.run.generator import class_index, open_generator, truncate
         from paddle_gan.run import layout
 
-        args.checkpoint = zoo.path(args.pretrained) if args.pretrained else find_checkpoint(args.checkpoint)
+        args.checkpoint = zoo.checkpoint(args.pretrained, args.checkpoint)
         gen = open_generator(args.checkpoint, raw=args.raw)
         G, cfg = for_inference(gen.G, gen.cfg.train.conv), gen.cfg
         truncate(G, args.truncation)

@@ -9,6 +9,11 @@ run's own step 4.
 
 Data as benchmarks/seed_weights.py gives it (the bundled split; 256 generated images for image-folder
 configs). Prints one line per config and a JSON summary; exit 1 if any config differs.
+
+A config whose numbers a commit changed on purpose differs across that commit, as it should: the
+biases inside the oneDNN primitive (420e084: the WGAN-GP, SNGAN and StyleGAN2 configs),
+the operator's BatchNorm for penalised runs (d5cb2f2: -o train.r1_gamma / WGAN-GP with BatchNorm in D),
+and train.channels_last (bfloat16 runs of DCGAN and the ResNet). Compare those on checkouts after it.
 """
 import argparse
 import glob

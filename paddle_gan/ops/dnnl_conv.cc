@@ -4,7 +4,8 @@
 // oneDNN (libdnnl.so.3) but dygraph never calls it for these ops. Built on first use by
 // paddle_gan/ops/__init__.py.
 //
-// Layouts as Paddle's: x [N, Cin, H, W]; conv weight [Cout, Cin, K, K] (oihw); transposed-conv
+// Layouts as Paddle's: x [N, Cin, H, W] (with the nhwc attribute x and the output are [N, H, W, C]:
+// ops.channels_last, no reorder of the activations around the primitives); conv weight [Cout, Cin, K, K] (oihw); transposed-conv
 // weight [Cin, Cout, K, K] (iohw); bias [Cout]. Square kernels, one stride and one padding for both
 // axes, output_padding (transposed) as extra bottom/right padding, no dilation or groups.
 // Two operators: dnnl_conv (no bias) and dnnl_conv_bias (the bias added inside the primitive, its
@@ -17,7 +18,6 @@
 //   grad of dy: ddy = F(ddx, W) + F(x, ddW) (+ ddb),  grad of W: Bw(ddx, dy),  grad of x: Bd(dy, ddW)
 // with F the forward, all primitives this file already has. A penalty on D's input gradient sends
 // ddx only, so ddW is optional (and the grad of x is then zero).
-#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -75,11 +75,6 @@ void build(Prims& P, dnnl::algorithm alg, const Args& a, bool bias) {
   P.fwd = Fwd(f);
   P.bwd_d = BwdData(bd);
   P.bwd_w = BwdWeights(bw);
-}
-
-memory::dims dims_of(const paddle::Tensor& t) {
-  const std::vector<int64_t> s = t.shape();  // returned by value
-  return memory::dims(s.begin(), s.end());
 }
 
 // x: [N, Cin, H, W]; w: conv [Cout, Cin, K, K] (oihw), transposed [Cin, Cout, K, K] (iohw)
@@ -204,7 +199,7 @@ void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
   o.finish();
 }
 
-// x's dims as oneDNN takes them, N, C, H, W, whatever the tensor's layout ([N, H, W, C] when nhwc)
+// a tensor's dims as oneDNN takes them, N, C, H, W, whatever its layout ([N, H, W, C] when nhwc)
 memory::dims logical(const std::vector<int64_t>& x, bool nhwc) {
   return nhwc ? memory::dims{x[0], x[3], x[1], x[2]} : memory::dims(x.begin(), x.end());
 }
@@ -215,7 +210,7 @@ Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, 
   check(w, "weight");
   PD_CHECK(x.shape().size() == 4 && w.shape().size() == 4, "dnnl_conv: 4-D input and weight");
   try {
-    return prims(tr, logical(x.shape(), nhwc), dims_of(w), s, p, op, bias, bf16, nhwc);
+    return prims(tr, logical(x.shape(), nhwc), logical(w.shape(), false), s, p, op, bias, bf16, nhwc);
   } catch (const dnnl::error& e) {  // e.g. bfloat16 on a CPU without bfloat16 arithmetic
     PD_THROW("dnnl_conv: oneDNN has no ", bf16 ? "bfloat16 " : "", "primitive for this convolution here (", e.what(),
              ")");

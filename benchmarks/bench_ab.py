@@ -6,6 +6,10 @@ step measured 1.3-2x apart minutes apart; within one process, blocks a few secon
     python benchmarks/bench_ab.py dcgan_fashion_mnist.yaml --a train.channels_last=off --b train.channels_last=on
     python benchmarks/bench_ab.py dcgan_fashion_mnist.yaml -o train.amp=bfloat16 --a train.channels_last=off \\
         --b train.channels_last=on --swap
+    python benchmarks/bench_ab.py dcgan_fashion_mnist.yaml -o train.amp=bfloat16 --a-env PADDLE_GAN_BWDW=onednn
+
+--a-env / --b-env set environment variables around each variant's blocks (for switches the operator
+reads per call, like PADDLE_GAN_BWDW).
 
 Both variants are built by the trainer's prepare (benchmarks/bench_train.py's paddle_step: the same
 models, switches and step as a run), warmed up, then stepped in `blocks` rounds of `steps` steps each,
@@ -30,25 +34,43 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--override", nargs="*", action="extend", default=[], help="overrides of both variants")
     p.add_argument("--a", nargs="*", default=[], help="overrides of variant A")
     p.add_argument("--b", nargs="*", default=[], help="overrides of variant B")
+    p.add_argument("--a-env", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="environment of variant A's steps, set before each of its blocks (e.g. PADDLE_GAN_BWDW=onednn)")
+    p.add_argument("--b-env", nargs="*", default=[], metavar="NAME=VALUE", help="the same for variant B")
     p.add_argument("--swap", action="store_true", help="build B first")
     p.add_argument("--blocks", type=int, default=16)
     p.add_argument("--steps", type=int, default=5, help="steps per block")
     p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args(argv)
     order = ("b", "a") if args.swap else ("a", "b")
+    env = {k: dict(kv.split("=", 1) for kv in getattr(args, f"{k}_env")) for k in ("a", "b")}
+    for name in {n for e in env.values() for n in e}:  # a name one side sets, the other side has unset
+        for e in env.values():
+            e.setdefault(name, os.environ.get(name))
+
+    def use_env(k):
+        for name, value in env[k].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     built = {k: paddle_step((args.config, args.override + getattr(args, k))) for k in order}
     for _ in range(args.warmup):
-        for step, _ in built.values():
+        for k, (step, _) in built.items():
+            use_env(k)
             step()
     times = {"a": [], "b": []}
     for i in range(args.blocks):
         for k in (("a", "b") if i % 2 == 0 else ("b", "a")):
+            use_env(k)
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 built[k][0]()
             times[k].append(time.perf_counter() - t0)
     images = args.blocks * args.steps * built["a"][1]
-    print(json.dumps({"config": args.config, "overrides": args.override, "a": args.a, "b": args.b,
+    print(json.dumps({"config": args.config, "overrides": args.override, "a": args.a + args.a_env,
+                      "b": args.b + args.b_env,
                       "built_first": order[0], "a_img_s": round(images / sum(times["a"]), 1),
                       "b_img_s": round(images / sum(times["b"]), 1),
                       "b_over_a": round(sum(times["a"]) / sum(times["b"]), 3),

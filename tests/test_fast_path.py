@@ -228,3 +228,36 @@ def test_bfloat16_runs_resume_bit_for_bit(tmp_path):
     assert train(resumed, "train.steps=6", "train.amp=bfloat16", "--resume") == 0
     for f in ("G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt"):
         assert_same_state(straight / "checkpoints" / "step_0000006" / f, resumed / "checkpoints" / "step_0000006" / f)
+
+
+def _bf16_grads(shape, how, monkeypatch, batch=2, nhwc=False):
+    """Value, first gradients (x, w, bias) and the second derivative in w through the input gradient of
+    one bfloat16 convolution whose weight gradients come from `how` (PADDLE_GAN_BWDW)."""
+    monkeypatch.setenv("PADDLE_GAN_BWDW", how)
+    tr, cin, cout, k, s, p, op, bias, size = shape
+    x, w, b = operands(shape, batch=batch, seed=0, scale=0.05)
+    if nhwc:
+        x = paddle.to_tensor(x.numpy().transpose(0, 2, 3, 1), stop_gradient=False)
+    with ops.bfloat16():
+        y = ops.conv(x, w, b, s, p, op, transposed=tr, nhwc=nhwc)
+        r = paddle.to_tensor(np.random.default_rng(1).standard_normal(y.shape).astype("float32"))
+        first = paddle.grad((y * r).sum(), [x, w] + ([b] if bias else []), create_graph=True)
+        (second,) = paddle.grad(first[0].square().sum(), [w])
+    return [y.numpy()] + [g.numpy() for g in first] + [second.numpy()], r.numpy()
+
+
+@needs_bf16
+@pytest.mark.parametrize("shape,batch,nhwc", [(s, 2, True) for s in SHAPES] + [(s, 2, False) for s in SHAPES[::4]]
+                         + [((False, 64, 128, 4, 2, 1, 0, False, 16), 40, True),  # im2col in 3 chunks
+                            ((False, 48, 48, 3, 1, 1, 0, True, 8), 48, False)],  # chunks split a sample's rows
+                         ids=str)
+def test_bfloat16_weight_gradients_as_one_product_match_onednns(shape, batch, nhwc, monkeypatch):
+    """gemm_bwdw.cc (im2col + matmul) against oneDNN's own bfloat16 backward-weights kernel: the same
+    bfloat16 operands summed in float32 in another order, in the first and the second derivative; its
+    bias gradient is the float32 sum of the output gradient."""
+    got, r = _bf16_grads(shape, "gemm", monkeypatch, batch, nhwc)
+    ref, _ = _bf16_grads(shape, "onednn", monkeypatch, batch, nhwc)
+    for a, b in zip(got[:3] + got[-1:], ref[:3] + ref[-1:]):  # y, dx, dw, second: same kernels but dw's
+        assert np.abs(a - b).max() <= 2e-5 * np.abs(b).max() + 1e-7
+    if shape[7]:  # bias
+        np.testing.assert_allclose(got[3], r.sum(axis=(0, 1, 2) if nhwc else (0, 2, 3)), rtol=1e-5, atol=1e-4)

@@ -17,7 +17,7 @@ import paddle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("act.cc", "batchnorm.cc")]  # + activations, penalised BN
+SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("gemm_bwdw.cc", "act.cc", "batchnorm.cc")]  # + bf16 dW, activations, penalised BN
 INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
 
 

@@ -16,8 +16,10 @@
 // Second derivative. The backward is dx = Bd(dy, W) and dW = Bw(x, dy), linear in each argument,
 // so for incoming gradients ddx (of dx) and ddW (of dW):
 //   grad of dy: ddy = F(ddx, W) + F(x, ddW) (+ ddb),  grad of W: Bw(ddx, dy),  grad of x: Bd(dy, ddW)
-// with F the forward, all primitives this file already has. A penalty on D's input gradient sends
+// with F the forward, all primitives this file already has. In bfloat16, Bw of small maps is one
+// matrix product instead (gemm_bwdw.cc, chosen by gemm_weights below). A penalty on D's input gradient sends
 // ddx only, so ddW is optional (and the grad of x is then zero).
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +32,9 @@
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
+
+void gemm_backward_weights(dnnl::stream& strm, const memory& img, const memory& g, int K, int s, int p,
+                           bool transposed, const memory& dw);  // gemm_bwdw.cc
 
 namespace {
 
@@ -47,6 +52,8 @@ struct Prims {
   dnnl::primitive_desc fwd_pd, bwd_d_pd, bwd_w_pd;
   dnnl::primitive fwd, bwd_d, bwd_w;
   bool has_bias = false;
+  bool tr = false, nhwc = false, gemm_w = false;  // gemm_w: weight gradients by gemm_backward_weights
+  int K = 0, s = 0, p = 0;
 };
 
 // Format "any" descriptors of one (de)convolution. In bfloat16 (train.amp on a CPU with bfloat16
@@ -77,13 +84,34 @@ void build(Prims& P, dnnl::algorithm alg, const Args& a, bool bias) {
   P.bwd_w = BwdWeights(bw);
 }
 
+// an output side of a (transposed) convolution with input side h
+int64_t out_hw(int64_t h, int64_t K, int s, int p, int op, bool tr) {
+  return tr ? (h - 1) * s - 2 * p + K + op : (h + 2 * p - K) / s + 1;
+}
+
+// Whether a convolution's weight gradient comes from gemm_backward_weights (gemm_bwdw.cc): in bfloat16
+// where the gradient side of the product (a convolution's output, a transposed one's input) has at most
+// 8 x 8 positions per map: 1.2-2.7x faster than oneDNN's kernel there (DCGAN's layers, the ResNet's 8 x 8
+// and 4 x 4 blocks), slower on 16 x 16 and larger maps (measured one layer at a time in one process,
+// benchmarks/bench_bwd_weights.py). PADDLE_GAN_BWDW=gemm or =onednn takes one of them everywhere (for
+// that benchmark and the tests; read per call).
+bool gemm_weights(bool bf16, int64_t g_positions) {
+  if (!bf16) return false;
+  const char* e = std::getenv("PADDLE_GAN_BWDW");
+  const std::string want = e ? e : "";
+  if (want == "gemm" || want == "onednn") return want == "gemm";
+  return g_positions <= 64;
+}
+
 // x: [N, Cin, H, W]; w: conv [Cout, Cin, K, K] (oihw), transposed [Cin, Cout, K, K] (iohw)
 Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op, bool bias, bool bf16,
              bool nhwc) {
   static std::unordered_map<std::string, std::unique_ptr<Prims>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "") + (nhwc ? "L" : "");
+  const bool gemm_w = gemm_weights(bf16, tr ? x[2] * x[3] : out_hw(x[2], w[2], s, p, op, tr) * out_hw(x[3], w[2], s, p, op, tr));
+  std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "") + (nhwc ? "L" : "") +
+                    (gemm_w ? "g" : "");
   for (auto v : x) key += "," + std::to_string(v);
   key += "|";
   for (auto v : w) key += "," + std::to_string(v);
@@ -93,8 +121,7 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   auto P = std::make_unique<Prims>();
   const int64_t N = x[0], H = x[2], W = x[3], K = w[2];
   const int64_t cin = x[1], cout = tr ? w[1] : w[0];
-  const int64_t Ho = tr ? (H - 1) * s - 2 * p + K + op : (H + 2 * p - K) / s + 1;
-  const int64_t Wo = tr ? (W - 1) * s - 2 * p + K + op : (W + 2 * p - K) / s + 1;
+  const int64_t Ho = out_hw(H, K, s, p, op, tr), Wo = out_hw(W, K, s, p, op, tr);
   memory::dims src_d = {N, cin, H, W}, dst_d = {N, cout, Ho, Wo}, wei_d = {cout, cin, K, K};
   memory::dims strides = {s, s}, pads = {p, p}, pads_r = {p - op, p - op};
   const tag act = nhwc ? tag::nhwc : tag::nchw;  // the activations' layout in Paddle's tensors
@@ -103,6 +130,8 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
   P->bias = memory::desc({cout}, dt::f32, tag::x);
   P->has_bias = bias;
+  P->tr = tr, P->nhwc = nhwc, P->K = int(K), P->s = s, P->p = p;
+  P->gemm_w = gemm_w;
   const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write float32
   auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
   // channels-last activations in float32 are what oneDNN's nhwc kernels read: asked for as they are
@@ -187,8 +216,38 @@ void backward_data(Prims& P, Staged& dy, float* w, float* dx) {
   o.finish();
 }
 
+// db = the sum of dy (float32, Paddle's layout) over N, H, W
+void bias_grad(const Prims& P, const float* dy, float* db) {
+  const auto d = P.dst.get_dims();  // N, C, H, W
+  const int64_t N = d[0], C = d[1], HW = d[2] * d[3];
+  std::fill(db, db + C, 0.f);
+  if (P.nhwc) {
+    for (int64_t r = 0; r < N * HW; ++r)
+      for (int64_t c = 0; c < C; ++c) db[c] += dy[r * C + c];
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      float acc = 0.f;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < HW; ++i) acc += dy[(n * C + c) * HW + i];
+      db[c] = acc;
+    }
+  }
+}
+
 // dw = Bw(x, dy) (and db = the sum of dy over N, H, W)
 void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
+  if (P.gemm_w) {
+    memory dwei(P.wei, eng(), dw);
+    auto low = [](const memory::desc& d) { return memory::desc(d.get_dims(), dt::bf16, tag::nhwc); };
+    memory xs = x.in(low(P.src)), g = dy.in(low(P.dst));
+    if (P.tr)
+      gemm_backward_weights(strm(), g, xs, P.K, P.s, P.p, true, dwei);
+    else
+      gemm_backward_weights(strm(), xs, g, P.K, P.s, P.p, false, dwei);
+    if (P.has_bias) bias_grad(P, static_cast<const float*>(dy.user.get_data_handle()), db);
+    return;
+  }
   auto& pd = P.bwd_w_pd;
   memory dwei(P.wei, eng(), dw);
   memory g = dy.in(pd.diff_dst_desc()), s = x.in(pd.src_desc());
@@ -220,7 +279,7 @@ Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, 
 std::vector<int64_t> out_shape(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int s, int p, int op,
                                bool tr, bool nhwc) {
   const int64_t K = w[2], cout = tr ? w[1] : w[0];
-  auto o = [&](int64_t h) { return tr ? (h - 1) * s - 2 * p + K + op : (h + 2 * p - K) / s + 1; };
+  auto o = [&](int64_t h) { return out_hw(h, K, s, p, op, tr); };
   if (nhwc) return {x[0], o(x[1]), o(x[2]), cout};
   return {x[0], cout, o(x[2]), o(x[3])};
 }

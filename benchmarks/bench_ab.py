@@ -8,8 +8,8 @@ step measured 1.3-2x apart minutes apart; within one process, blocks a few secon
         --b train.channels_last=on --swap
     python benchmarks/bench_ab.py dcgan_fashion_mnist.yaml -o train.amp=bfloat16 --a-env PADDLE_GAN_BWDW=onednn
 
---a-env / --b-env set environment variables around each variant's blocks (for switches the operator
-reads per call, like PADDLE_GAN_BWDW).
+--a-env / --b-env set environment variables for building each variant and around each of its blocks
+(for switches read from the environment, like PADDLE_GAN_BWDW, which the operator reads per call).
 
 Both variants are built by the trainer's prepare (benchmarks/bench_train.py's paddle_step: the same
 models, switches and step as a run), warmed up, then stepped in `blocks` rounds of `steps` steps each,
@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     p.add_argument("--a", nargs="*", default=[], help="overrides of variant A")
     p.add_argument("--b", nargs="*", default=[], help="overrides of variant B")
     p.add_argument("--a-env", nargs="*", default=[], metavar="NAME=VALUE",
-                   help="environment of variant A's steps, set before each of its blocks (e.g. PADDLE_GAN_BWDW=onednn)")
+                   help="environment of variant A, set before it is built and before each of its blocks "
+                        "(e.g. PADDLE_GAN_BWDW=onednn)")
     p.add_argument("--b-env", nargs="*", default=[], metavar="NAME=VALUE", help="the same for variant B")
     p.add_argument("--swap", action="store_true", help="build B first")
     p.add_argument("--blocks", type=int, default=16)
@@ -55,7 +56,10 @@ def main(argv=None) -> int:
             else:
                 os.environ[name] = value
 
-    built = {k: paddle_step((args.config, args.override + getattr(args, k))) for k in order}
+    built = {}
+    for k in order:
+        use_env(k)
+        built[k] = paddle_step((args.config, args.override + getattr(args, k)))
     for _ in range(args.warmup):
         for k, (step, _) in built.items():
             use_env(k)

@@ -81,10 +81,7 @@ class PenaltyBatchNorm(nn.BatchNorm2D):
         return (centred * scale.reshape([c, 1]) + self.bias.reshape([c, 1])).reshape([n, c, h, w])
 
     def _update_running(self, mean, var):
-        with paddle.no_grad():  # running = momentum * running + (1 - momentum) * batch, as Paddle's kernel
-            m = self._momentum
-            paddle.assign(self._mean * m + mean.detach() * (1 - m), output=self._mean)
-            paddle.assign(self._variance * m + var.detach() * (1 - m), output=self._variance)
+        ops.update_running(self, mean, var)
 
 
 def use_penalty_batchnorm(model, fused: bool = False) -> int:
@@ -111,24 +108,26 @@ def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool, note=say) -> bool:
     return onednn and not t.to_static and (t.channels_last == "on" or t.channels_last == "auto" and cpu_bfloat16)
 
 
-def use_channels_last(model) -> int:
+def use_channels_last(model, low: bool = False) -> int:
     """ops.channels_last on every chain of layers that `model` and its parts offer
-    (channels_last_layers(), gan/models); returns how many chains run channels-last."""
-    return sum(ops.channels_last(layer.channels_last_layers()) for layer in model.sublayers(include_self=True)
+    (channels_last_layers(), gan/models), with bfloat16 activations between their layers in bfloat16
+    when `low`; returns how many chains run channels-last."""
+    return sum(ops.channels_last(layer.channels_last_layers(), low) for layer in model.sublayers(include_self=True)
                if hasattr(layer, "channels_last_layers"))
 
 
 def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channels_last: bool = False):
     """train.conv (oneDNN convolutions, when `onednn`), train.to_static (`t` = cfg.train), when D's
     input gradient is penalised PenaltyBatchNorm, and channels-last chains (`channels_last`, from
-    channels_last_wanted), applied to G and D in place; parameters, state-dict keys and optimizer state
-    stay as they are."""
+    channels_last_wanted; in bfloat16 their activations are bfloat16 too, but for a penalised D: its
+    second derivative needs float32 ones), applied to G and D in place; parameters, state-dict keys and
+    optimizer state stay as they are."""
     for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if penalised:
         use_penalty_batchnorm(D, fused=onednn)
     for model in (G, D) if channels_last else ():  # (after PenaltyBatchNorm: a chain holding one stays NCHW)
-        use_channels_last(model)
+        use_channels_last(model, low=not (penalised and model is D))
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     return G, D

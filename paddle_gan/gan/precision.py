@@ -109,9 +109,10 @@ class Float16(Precision):
 
 
 class CPUBFloat16(Precision):
-    """train.amp=bfloat16 on a CPU: every oneDNN convolution reads bfloat16 (ops.bfloat16); weights,
-    Adam, BatchNorm, activations, dense layers and losses stay float32, so no loss scaling is needed
-    and the checkpoint is a float32 one."""
+    """train.amp=bfloat16 on a CPU: every oneDNN convolution reads bfloat16 (ops.bfloat16), and in the
+    channels-last chains of a model (train.channels_last) the activations between layers are bfloat16
+    too (ops.channels_last's low); weights, Adam, BatchNorm statistics, dense layers and losses stay
+    float32, so no loss scaling is needed and the checkpoint is a float32 one."""
     cpu_bfloat16 = True
 
     def __init__(self, isa: str):
@@ -187,8 +188,8 @@ class BFloat16(Precision):
         if why:
             where.say(f"float32 (train.amp=bfloat16: {why})")
             return FLOAT32
-        where.say(f"bfloat16 convolutions on {isa} (oneDNN, float32 sums; weights, Adam, BatchNorm, activations, "
-                  f"dense layers and losses float32)")
+        where.say(f"bfloat16 convolutions on {isa} (oneDNN, float32 sums; bfloat16 activations between the layers of "
+                  f"channels-last models; weights, Adam, BatchNorm statistics, dense layers and losses float32)")
         return CPUBFloat16(isa)
 
 

@@ -14,7 +14,10 @@ against the Paddle layers), so checkpoints do not care which path trained them. 
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
 `batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
 (gan/kernels.py's PenaltyBatchNorm, through load().fast_bn). `channels_last(layers)` runs a chain of
-layers on [N, H, W, C] tensors, the layout oneDNN computes in (train.channels_last).
+layers on [N, H, W, C] tensors, the layout oneDNN computes in (train.channels_last); with `low`, in
+bfloat16 the activations between its layers are bfloat16 too (the convolutions write them, `bn_low.cc`
+normalises them, act.cc's activations and `to_float32` read them). In bfloat16 the weight gradients of
+small maps are one matrix product each (`gemm_bwdw.cc`).
 """
 from __future__ import annotations
 
@@ -63,20 +66,23 @@ def bfloat16(on: bool = True):
 
 
 def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False,
-         nhwc: bool = False):
+         nhwc: bool = False, low_out: bool = False):
     """A (transposed) convolution on the operator: x [N, Cin, H, W], weight as Paddle lays it out
     (conv [Cout, Cin, K, K], transposed [Cin, Cout, K, K]), bias [Cout] or None (then added inside
     the primitive, its gradient from the backward-weights primitive). Twice differentiable. nhwc: x and
-    the output are [N, H, W, C] (channels_last)."""
+    the output are [N, H, W, C] (channels_last). low_out (inside bfloat16(), without a bias): the
+    output is bfloat16 (x may be either; once differentiable then)."""
     # Which gradients are needed is known now in dygraph. A to_static program is traced once and
     # reused for inputs that do and do not need gradients, so there both are always computed.
     dynamic = paddle.in_dynamic_mode()
     need_dx = not x.stop_gradient or not dynamic
     need_dw = not weight.stop_gradient or not dynamic
     low = _bfloat16[0]
+    low_out = low and low_out
     if bias is None:
-        return load().dnnl_conv(x, weight, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc)
-    return load().dnnl_conv_bias(x, weight, bias, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc)
+        return load().dnnl_conv(x, weight, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc, low_out)
+    return load().dnnl_conv_bias(x, weight, bias, stride, pad, out_pad, transposed, need_dx, need_dw, low, nhwc,
+                                 low_out)
 
 
 def _forward(layer, x, transposed: bool):
@@ -85,7 +91,8 @@ def _forward(layer, x, transposed: bool):
     if getattr(layer, "fuse_bias", False):  # the model asked for its bias inside the primitive (gan/models/resnet.py)
         return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed, nhwc)
     # otherwise added by Paddle, as the configs before fused biases trained (their numbers stay as they were)
-    y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed, nhwc)
+    y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed, nhwc,
+             layer.bias is None and getattr(layer, "low_out", False))
     return y if layer.bias is None else y + (layer.bias if nhwc else layer.bias.reshape([1, -1, 1, 1]))
 
 
@@ -103,9 +110,9 @@ class OneDNNConv2DTranspose(nn.Conv2DTranspose):
 
 def activation(x, slope: float = 0.0):
     """LeakyReLU with negative slope `slope` (0 = ReLU) on act.cc, twice differentiable: the same
-    values and gradients as F.leaky_relu / F.relu, bit for bit (tested). Other dtypes, and slopes
-    outside [0, 1), use Paddle's."""
-    if x.dtype != paddle.float32 or not 0.0 <= slope < 1.0:
+    values and gradients as F.leaky_relu / F.relu, bit for bit (tested). bfloat16 x too (once
+    differentiable). Other dtypes, and slopes outside [0, 1), use Paddle's."""
+    if x.dtype not in (paddle.float32, paddle.bfloat16) or not 0.0 <= slope < 1.0:
         return F.relu(x) if slope == 0.0 else F.leaky_relu(x, slope)
     return load().fast_act(x, float(slope), slope == 0.0)
 
@@ -153,13 +160,37 @@ def _to_nhwc(layer, inputs):
 
 
 def _to_nchw(layer, inputs, output):
-    return output.transpose([0, 3, 1, 2])
+    return (load().to_float32(output) if output.dtype == paddle.bfloat16 else output).transpose([0, 3, 1, 2])
+
+
+def update_running(layer, mean, var):
+    """A BatchNorm2D's running statistics from a batch's mean and biased variance, as Paddle's kernel:
+    running = momentum * running + (1 - momentum) * batch."""
+    with paddle.no_grad():
+        m = layer._momentum
+        paddle.assign(layer._mean * m + mean.detach() * (1 - m), output=layer._mean)
+        paddle.assign(layer._variance * m + var.detach() * (1 - m), output=layer._variance)
+
+
+class LowBatchNorm2D(nn.BatchNorm2D):
+    """BatchNorm2D of a channels-last chain in bfloat16 (channels_last with low): bfloat16 activations in
+    training go to bn_low.cc (float32 statistics), in eval mode through Paddle's kernel in float32;
+    float32 ones to Paddle's kernel as before. Parameters and state-dict keys are BatchNorm2D's."""
+
+    def forward(self, x):
+        if x.dtype != paddle.bfloat16:
+            return super().forward(x)
+        if not self.training:
+            return super().forward(x.astype("float32")).astype("bfloat16")
+        y, mean, var = load().bn_low(x, self.weight, self.bias, float(self._epsilon))
+        update_running(self, mean, var)
+        return y
 
 
 _LAYOUT_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout)  # elementwise: any layout
 
 
-_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D)  # told by their _data_format
+_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D, LowBatchNorm2D)  # told by their _data_format
 
 
 def _layout_ok(layer) -> bool:
@@ -175,13 +206,17 @@ def _layout_ok(layer) -> bool:
     return getattr(layer, "layout_free", False) and all(_layout_ok(l) for l in layer.children())
 
 
-def channels_last(layers) -> bool:
+def channels_last(layers, low: bool = False) -> bool:
     """Run a chain of layers that a model calls one after the other (its own choice: gan/models) on
     [N, H, W, C] tensors: the first transposes its input, the last transposes its output back, and in
     between the operator's convolutions read and write the layout oneDNN computes in, so the reorders to
     and from [N, C, H, W] around every convolution go. Only chains of layers that compute the same in
     that layout qualify (_layout_ok; else nothing changes and False is returned). Same parameters; float
-    rounding differs from NCHW (BatchNorm's sums run in another order)."""
+    rounding differs from NCHW (BatchNorm's sums run in another order).
+    low: in bfloat16 (inside bfloat16()) the activations between the chain's layers are bfloat16 too, as
+    PyTorch's autocast keeps them: its bias-free convolutions write bfloat16, its BatchNorm2D layers become
+    LowBatchNorm2D, its activations read what they get, the last layer's output is float32 again. Only
+    once differentiable: not for a D whose input gradient is penalised."""
     layers = list(layers)
     if not layers or not all(_layout_ok(l) for l in layers):
         return False
@@ -191,6 +226,10 @@ def channels_last(layers) -> bool:
     for l in (m for layer in layers for m in layer.sublayers(include_self=True)):
         if isinstance(l, _LAYOUT_SET) or getattr(l, "nhwc_capable", False):
             l._data_format = "NHWC"
+        if low and type(l) is nn.BatchNorm2D:
+            l.__class__ = LowBatchNorm2D
+        if low and type(l) in (OneDNNConv2D, OneDNNConv2DTranspose):
+            l.low_out = True
     layers[0].register_forward_pre_hook(_to_nhwc)
     layers[-1].register_forward_post_hook(_to_nchw)
     return True

@@ -17,7 +17,8 @@ import paddle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("gemm_bwdw.cc", "act.cc", "batchnorm.cc")]  # + bf16 dW, activations, penalised BN
+SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("gemm_bwdw.cc", "act.cc", "batchnorm.cc", "bn_low.cc")]
+HEADERS = [os.path.join(HERE, "simd.h")]  # included by the sources
 INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
 
 
@@ -44,8 +45,9 @@ NAME = "paddle_gan_dnnl_conv"
 # -fopenmp compiles act.cc's parallel loops; they link against the wheel's libiomp5 (its GOMP_* entry
 # points) and never libgomp: a second pool spun against Paddle's and halved a training step (measured
 # with an earlier operator). -O3 -fno-trapping-math vectorises them (selects between two computed values;
-# no -ffast-math: the same numbers as Paddle's kernels).
-CXX_FLAGS = ["-O3", "-fno-trapping-math"] + (["-fopenmp"] if _libiomp5() else [])
+# no -ffast-math: the same numbers as Paddle's kernels); -ffp-contract=off keeps a * b + c two roundings
+# in the AVX2 / AVX-512 clones too (simd.h's KERNEL), the same numbers on every CPU.
+CXX_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"] + (["-fopenmp"] if _libiomp5() else [])
 
 
 def _build_dir() -> str:
@@ -56,7 +58,7 @@ def _build_dir() -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for path in SOURCES + sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h*"), recursive=True)):
+    for path in SOURCES + HEADERS + sorted(glob.glob(os.path.join(INCLUDE, "**", "*.h*"), recursive=True)):
         with open(path, "rb") as f:
             h.update(os.path.relpath(path, HERE).encode() + b"\0" + f.read())
     h.update(repr((os.path.abspath(INCLUDE), _libdnnl(), _libiomp5(), CXX_FLAGS)).encode())

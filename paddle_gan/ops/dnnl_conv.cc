@@ -105,13 +105,13 @@ bool gemm_weights(bool bf16, int64_t g_positions) {
 
 // x: [N, Cin, H, W]; w: conv [Cout, Cin, K, K] (oihw), transposed [Cin, Cout, K, K] (iohw)
 Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p, int op, bool bias, bool bf16,
-             bool nhwc) {
+             bool nhwc, dt xt, dt yt) {
   static std::unordered_map<std::string, std::unique_ptr<Prims>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
   const bool gemm_w = gemm_weights(bf16, tr ? x[2] * x[3] : out_hw(x[2], w[2], s, p, op, tr) * out_hw(x[3], w[2], s, p, op, tr));
   std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "") + (nhwc ? "L" : "") +
-                    (gemm_w ? "g" : "");
+                    (gemm_w ? "g" : "") + (xt == dt::bf16 ? "x" : "") + (yt == dt::bf16 ? "y" : "");
   for (auto v : x) key += "," + std::to_string(v);
   key += "|";
   for (auto v : w) key += "," + std::to_string(v);
@@ -125,21 +125,22 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   memory::dims src_d = {N, cin, H, W}, dst_d = {N, cout, Ho, Wo}, wei_d = {cout, cin, K, K};
   memory::dims strides = {s, s}, pads = {p, p}, pads_r = {p - op, p - op};
   const tag act = nhwc ? tag::nhwc : tag::nchw;  // the activations' layout in Paddle's tensors
-  P->src = memory::desc(src_d, dt::f32, act);
-  P->dst = memory::desc(dst_d, dt::f32, act);
+  P->src = memory::desc(src_d, xt, act);
+  P->dst = memory::desc(dst_d, yt, act);
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
   P->bias = memory::desc({cout}, dt::f32, tag::x);
   P->has_bias = bias;
   P->tr = tr, P->nhwc = nhwc, P->K = int(K), P->s = s, P->p = p;
   P->gemm_w = gemm_w;
-  const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write float32
+  const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write the tensors' own types
   auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
-  // channels-last activations in float32 are what oneDNN's nhwc kernels read: asked for as they are
-  auto acts = [&](const memory::dims& d, dt t) {
-    return nhwc && t == dt::f32 ? memory::desc(d, t, tag::nhwc) : any(d, t);
+  // channels-last activations already in the type a primitive wants are what oneDNN's nhwc kernels
+  // read: asked for as they are
+  auto acts = [&](const memory::dims& d, dt t, dt user) {
+    return nhwc && t == user ? memory::desc(d, t, tag::nhwc) : any(d, t);
   };
-  auto a = Args{acts(src_d, low), any(wei_d, low), acts(dst_d, dt::f32), acts(src_d, dt::f32), any(wei_d, dt::f32),
-                acts(dst_d, low), P->bias, strides, pads, pads_r};
+  auto a = Args{acts(src_d, low, xt), any(wei_d, low), acts(dst_d, yt, yt), acts(src_d, xt, xt), any(wei_d, dt::f32),
+                acts(dst_d, low, yt), P->bias, strides, pads, pads_r};
   if (tr) {
     build<dnnl::deconvolution_forward, dnnl::deconvolution_backward_data, dnnl::deconvolution_backward_weights>(
         *P, dnnl::algorithm::deconvolution_direct, a, bias);
@@ -165,7 +166,7 @@ memory as(const memory& user, const memory::desc& want) {
 struct Staged {
   memory user;
   std::vector<memory> made;
-  Staged(const memory::desc& d, float* p) : user(d, eng(), p) {}
+  Staged(const memory::desc& d, void* p) : user(d, eng(), p) {}
   memory in(const memory::desc& want) {
     if (user.get_desc() == want) return user;
     for (auto& m : made)
@@ -185,17 +186,27 @@ struct Out {
 };
 
 float* ptr(const paddle::Tensor& t) { return const_cast<float*>(t.data<float>()); }
+void* any_ptr(const paddle::Tensor& t) { return const_cast<void*>(t.data()); }
 
-paddle::Tensor empty_like(const std::vector<int64_t>& shape) {
-  return paddle::empty(shape, paddle::DataType::FLOAT32, paddle::CPUPlace());
+paddle::Tensor empty_like(const std::vector<int64_t>& shape, paddle::DataType type = paddle::DataType::FLOAT32) {
+  return paddle::empty(shape, type, paddle::CPUPlace());
 }
+
+// an activation's (or its gradient's) type: float32, or bfloat16 between the layers of a channels-last
+// chain in bfloat16 (ops.channels_last)
+dt type_of(const paddle::Tensor& t, const char* what) {
+  PD_CHECK(t.is_cpu() && (t.dtype() == paddle::DataType::FLOAT32 || t.dtype() == paddle::DataType::BFLOAT16),
+           "dnnl_conv: ", what, " must be a float32 or bfloat16 CPU tensor");
+  return t.dtype() == paddle::DataType::BFLOAT16 ? dt::bf16 : dt::f32;
+}
+paddle::DataType paddle_type(dt t) { return t == dt::bf16 ? paddle::DataType::BFLOAT16 : paddle::DataType::FLOAT32; }
 
 void check(const paddle::Tensor& t, const char* what) {
   PD_CHECK(t.is_cpu() && t.dtype() == paddle::DataType::FLOAT32, "dnnl_conv: ", what, " must be a float32 CPU tensor");
 }
 
 // y = F(x, w) (+ b)
-void forward(Prims& P, Staged& x, float* w, float* b, float* y) {
+void forward(Prims& P, Staged& x, float* w, float* b, void* y) {
   auto& pd = P.fwd_pd;
   memory wei(P.wei, eng(), w), dst(P.dst, eng(), y);
   memory s = x.in(pd.src_desc()), wm = as(wei, pd.weights_desc());
@@ -207,7 +218,7 @@ void forward(Prims& P, Staged& x, float* w, float* b, float* y) {
 }
 
 // dx = Bd(dy, w)
-void backward_data(Prims& P, Staged& dy, float* w, float* dx) {
+void backward_data(Prims& P, Staged& dy, float* w, void* dx) {
   auto& pd = P.bwd_d_pd;
   memory wei(P.wei, eng(), w), dsrc(P.src, eng(), dx);
   memory g = dy.in(pd.diff_dst_desc()), wm = as(wei, pd.weights_desc());
@@ -264,12 +275,14 @@ memory::dims logical(const std::vector<int64_t>& x, bool nhwc) {
 }
 
 Prims& prims_of(const paddle::Tensor& x, const paddle::Tensor& w, int s, int p, int op, bool tr, bool bias,
-                bool bf16, bool nhwc) {
-  check(x, "input");
+                bool bf16, bool nhwc, bool low_out) {
+  const dt xt = type_of(x, "input");
   check(w, "weight");
+  PD_CHECK(bf16 || (xt == dt::f32 && !low_out), "dnnl_conv: bfloat16 activations outside bfloat16 mode");
   PD_CHECK(x.shape().size() == 4 && w.shape().size() == 4, "dnnl_conv: 4-D input and weight");
   try {
-    return prims(tr, logical(x.shape(), nhwc), logical(w.shape(), false), s, p, op, bias, bf16, nhwc);
+    return prims(tr, logical(x.shape(), nhwc), logical(w.shape(), false), s, p, op, bias, bf16, nhwc, xt,
+                 low_out ? dt::bf16 : dt::f32);
   } catch (const dnnl::error& e) {  // e.g. bfloat16 on a CPU without bfloat16 arithmetic
     PD_THROW("dnnl_conv: oneDNN has no ", bf16 ? "bfloat16 " : "", "primitive for this convolution here (", e.what(),
              ")");
@@ -285,11 +298,12 @@ std::vector<int64_t> out_shape(const std::vector<int64_t>& x, const std::vector<
 }
 
 std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b, int s,
-                                int p, int op, bool tr, bool bf16, bool nhwc) {
-  auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16, nhwc);
-  auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr, nhwc));
-  Staged xs(P.src, ptr(x));
-  forward(P, xs, ptr(w), b ? ptr(*b) : nullptr, y.data<float>());
+                                int p, int op, bool tr, bool bf16, bool nhwc, bool low_out) {
+  PD_CHECK(!(b && low_out), "dnnl_conv: a bias inside the primitive takes a float32 output");
+  auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16, nhwc, low_out);
+  auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr, nhwc), paddle_type(P.dst.get_data_type()));
+  Staged xs(P.src, any_ptr(x));
+  forward(P, xs, ptr(w), b ? ptr(*b) : nullptr, any_ptr(y));
   strm().wait();
   return {y};
 }
@@ -298,13 +312,14 @@ std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w
 // e.g. real images, or D's frozen weights in the G step); a gradient nobody reads is not computed
 // and comes back uninitialised.
 std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy, int s,
-                                int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16, bool nhwc) {
-  auto& P = prims_of(x, w, s, p, op, tr, bias, bf16, nhwc);
-  check(dy, "gradient");
-  auto dx = empty_like(x.shape()), dw = empty_like(w.shape());
+                                int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16, bool nhwc,
+                                bool low_out) {
+  auto& P = prims_of(x, w, s, p, op, tr, bias, bf16, nhwc, low_out);
+  PD_CHECK(type_of(dy, "gradient") == P.dst.get_data_type(), "dnnl_conv: the gradient's type differs from the output's");
+  auto dx = empty_like(x.shape(), x.dtype()), dw = empty_like(w.shape());
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
-  Staged xs(P.src, ptr(x)), g(P.dst, ptr(dy));
-  if (need_dx) backward_data(P, g, ptr(w), dx.data<float>());
+  Staged xs(P.src, any_ptr(x)), g(P.dst, any_ptr(dy));
+  if (need_dx) backward_data(P, g, ptr(w), any_ptr(dx));
   if (need_dw || bias) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
   strm().wait();
   if (bias) return {dx, dw, db};
@@ -315,8 +330,10 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
 std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy,
                                  const paddle::optional<paddle::Tensor>& ddx, const paddle::optional<paddle::Tensor>& ddw,
                                  const paddle::optional<paddle::Tensor>& ddb, int s, int p, int op, bool tr,
-                                 bool bf16, bool nhwc) {
-  auto& P = prims_of(x, w, s, p, op, tr, false, bf16, nhwc);
+                                 bool bf16, bool nhwc, bool low_out) {
+  PD_CHECK(x.dtype() == paddle::DataType::FLOAT32 && !low_out,
+           "dnnl_conv: no second derivative through bfloat16 activations (a penalised D keeps float32 ones)");
+  auto& P = prims_of(x, w, s, p, op, tr, false, bf16, nhwc, low_out);
   check(dy, "gradient");
   auto gx = empty_like(x.shape()), gw = empty_like(w.shape()), gdy = empty_like(dy.shape());
   float* out = gdy.data<float>();
@@ -360,14 +377,16 @@ std::vector<paddle::Tensor> bwd2(const paddle::Tensor& x, const paddle::Tensor& 
 }  // namespace
 
 std::vector<paddle::Tensor> DnnlConvForward(const paddle::Tensor& x, const paddle::Tensor& w, int stride, int pad,
-                                            int out_pad, bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
-  return fwd(x, w, nullptr, stride, pad, out_pad, transposed, bf16, nhwc);
+                                            int out_pad, bool transposed, bool need_dx, bool need_dw, bool bf16,
+                                            bool nhwc, bool low_out) {
+  return fwd(x, w, nullptr, stride, pad, out_pad, transposed, bf16, nhwc, low_out);
 }
 
 std::vector<paddle::Tensor> DnnlConvBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                              const paddle::Tensor& dy, int stride, int pad, int out_pad,
-                                             bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
-  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, false, bf16, nhwc);
+                                             bool transposed, bool need_dx, bool need_dw, bool bf16,
+                                             bool nhwc, bool low_out) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, false, bf16, nhwc, low_out);
 }
 
 std::vector<paddle::Tensor> DnnlConvDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
@@ -375,21 +394,23 @@ std::vector<paddle::Tensor> DnnlConvDoubleBackward(const paddle::Tensor& x, cons
                                                    const paddle::optional<paddle::Tensor>& ddx,
                                                    const paddle::optional<paddle::Tensor>& ddw, int stride, int pad,
                                                    int out_pad, bool transposed, bool need_dx, bool need_dw,
-                                                   bool bf16, bool nhwc) {
-  return bwd2(x, w, dy, ddx, ddw, paddle::none, stride, pad, out_pad, transposed, bf16, nhwc);
+                                                   bool bf16, bool nhwc, bool low_out) {
+  return bwd2(x, w, dy, ddx, ddw, paddle::none, stride, pad, out_pad, transposed, bf16, nhwc, low_out);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasForward(const paddle::Tensor& x, const paddle::Tensor& w,
                                                 const paddle::Tensor& b, int stride, int pad, int out_pad,
-                                                bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
+                                                bool transposed, bool need_dx, bool need_dw, bool bf16,
+                                                bool nhwc, bool low_out) {
   check(b, "bias");
-  return fwd(x, w, &b, stride, pad, out_pad, transposed, bf16, nhwc);
+  return fwd(x, w, &b, stride, pad, out_pad, transposed, bf16, nhwc, low_out);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                                  const paddle::Tensor& dy, int stride, int pad, int out_pad,
-                                                 bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc) {
-  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, true, bf16, nhwc);
+                                                 bool transposed, bool need_dx, bool need_dw, bool bf16,
+                                                 bool nhwc, bool low_out) {
+  return bwd(x, w, dy, stride, pad, out_pad, transposed, need_dx, need_dw, true, bf16, nhwc, low_out);
 }
 
 std::vector<paddle::Tensor> DnnlConvBiasDoubleBackward(const paddle::Tensor& x, const paddle::Tensor& w,
@@ -398,33 +419,41 @@ std::vector<paddle::Tensor> DnnlConvBiasDoubleBackward(const paddle::Tensor& x, 
                                                        const paddle::optional<paddle::Tensor>& ddw,
                                                        const paddle::optional<paddle::Tensor>& ddb, int stride,
                                                        int pad, int out_pad, bool transposed, bool need_dx,
-                                                       bool need_dw, bool bf16, bool nhwc) {
-  return bwd2(x, w, dy, ddx, ddw, ddb, stride, pad, out_pad, transposed, bf16, nhwc);
+                                                       bool need_dw, bool bf16, bool nhwc, bool low_out) {
+  return bwd2(x, w, dy, ddx, ddw, ddb, stride, pad, out_pad, transposed, bf16, nhwc, low_out);
 }
 
 std::vector<std::vector<int64_t>> DnnlConvInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                                      int stride, int pad, int out_pad, bool transposed, bool need_dx,
-                                                     bool need_dw, bool bf16, bool nhwc) {
+                                                     bool need_dw, bool bf16, bool nhwc, bool low_out) {
   return {out_shape(x, w, stride, pad, out_pad, transposed, nhwc)};
 }
 
 std::vector<std::vector<int64_t>> DnnlConvBiasInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& w,
                                                          const std::vector<int64_t>& b, int stride, int pad,
                                                          int out_pad, bool transposed, bool need_dx, bool need_dw,
-                                                         bool bf16, bool nhwc) {
+                                                         bool bf16, bool nhwc, bool low_out) {
   return {out_shape(x, w, stride, pad, out_pad, transposed, nhwc)};
 }
 
-std::vector<paddle::DataType> DnnlConvInferDtype(const paddle::DataType& x, const paddle::DataType& w) { return {x}; }
+paddle::DataType out_type(bool low_out) { return low_out ? paddle::DataType::BFLOAT16 : paddle::DataType::FLOAT32; }
+
+std::vector<paddle::DataType> DnnlConvInferDtype(const paddle::DataType& x, const paddle::DataType& w, int stride,
+                                                 int pad, int out_pad, bool transposed, bool need_dx, bool need_dw,
+                                                 bool bf16, bool nhwc, bool low_out) {
+  return {out_type(low_out)};
+}
 
 std::vector<paddle::DataType> DnnlConvBiasInferDtype(const paddle::DataType& x, const paddle::DataType& w,
-                                                     const paddle::DataType& b) {
-  return {x};
+                                                     const paddle::DataType& b, int stride, int pad, int out_pad,
+                                                     bool transposed, bool need_dx, bool need_dw, bool bf16, bool nhwc,
+                                                     bool low_out) {
+  return {out_type(low_out)};
 }
 
 #define CONV_ATTRS \
   {"stride: int", "pad: int", "out_pad: int", "transposed: bool", "need_dx: bool", "need_dw: bool", "bf16: bool", \
-   "nhwc: bool"}
+   "nhwc: bool", "low_out: bool"}
 
 PD_BUILD_OP(dnnl_conv)
     .Inputs({"X", "W"})

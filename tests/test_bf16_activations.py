@@ -1,0 +1,195 @@
+"""bfloat16 activations between the layers of a channels-last chain (train.amp=bfloat16 on a CPU):
+act.cc's ReLU / LeakyReLU and to_float32 on bfloat16 against float32 arithmetic rounded to nearest
+even, bn_low.cc's BatchNorm against a float64 reference (values, gradients, running statistics, eval
+mode), and, where the CPU has bfloat16 arithmetic, DCGAN's G and D with such chains against the same
+models in float32, the refusal of a second derivative through them, and penalised runs keeping D's
+activations float32."""
+import copy
+
+import numpy as np
+import paddle
+import pytest
+from conftest import train
+from test_fast_path import needs_bf16
+
+from paddle_gan import ops
+from paddle_gan.gan.kernels import apply_speed_switches
+from paddle_gan.gan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+def bf16_round(a):
+    """float32 -> bfloat16 (round to nearest even) -> float32, in numpy."""
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    return u.view(np.float32)
+
+
+def low(a, grad=False):
+    t = paddle.to_tensor(np.asarray(a, dtype=np.float32)).astype("bfloat16")
+    t.stop_gradient = not grad
+    return t
+
+
+def f32(t):
+    return t.astype("float32").numpy()
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.2])
+def test_activations_on_bfloat16_are_float32_arithmetic_rounded(slope):
+    rng = np.random.default_rng(0)
+    x = bf16_round(rng.standard_normal((3, 5, 7, 33)).astype("float32"))
+    x[0, 0, 0, :3] = [0.0, -0.0, 1e-30]
+    dy = bf16_round(rng.standard_normal(x.shape).astype("float32"))
+    xt = low(x, grad=True)
+    y = ops.activation(xt, slope)
+    assert y.dtype == paddle.bfloat16
+    np.testing.assert_array_equal(f32(y), bf16_round(np.maximum(x, np.float32(slope) * x)))
+    (g,) = paddle.grad([y], [xt], [low(dy)])
+    mask = (x > 0) if slope == 0.0 else (x >= 0)
+    np.testing.assert_array_equal(f32(g), bf16_round(np.where(mask, dy, dy * np.float32(slope))))
+
+
+def test_to_float32_widens_exactly_and_rounds_its_gradient():
+    rng = np.random.default_rng(1)
+    x = bf16_round(rng.standard_normal((2, 3, 4, 5)).astype("float32"))
+    xt = low(x, grad=True)
+    y = ops.load().to_float32(xt)
+    assert y.dtype == paddle.float32
+    np.testing.assert_array_equal(y.numpy(), x)
+    dy = rng.standard_normal(x.shape).astype("float32")
+    (g,) = paddle.grad([y], [xt], [paddle.to_tensor(dy)])
+    np.testing.assert_array_equal(f32(g), bf16_round(dy))
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 4, 32), (5, 3, 7, 19), (64, 8, 8, 128)], ids=str)
+def test_bn_low_against_float64(shape):
+    """Values within bfloat16's rounding of the float64 function of the same bfloat16 inputs; batch
+    statistics and the scale and shift gradients to float32 accuracy."""
+    rng = np.random.default_rng(2)
+    c = shape[-1]
+    x = bf16_round((rng.standard_normal(shape) * 3 + 1).astype("float32"))
+    dy = bf16_round(rng.standard_normal(shape).astype("float32"))
+    gamma = (rng.standard_normal(c) * 0.5 + 1).astype("float32")
+    beta = rng.standard_normal(c).astype("float32")
+    eps = 1e-5
+    xt = low(x, grad=True)
+    gt, bt = paddle.to_tensor(gamma, stop_gradient=False), paddle.to_tensor(beta, stop_gradient=False)
+    y, mean, var = ops.load().bn_low(xt, gt, bt, eps)
+    gx, gg, gb = paddle.grad([y], [xt, gt, bt], [low(dy)])
+
+    X, G = x.reshape(-1, c).astype(np.float64), dy.reshape(-1, c).astype(np.float64)
+    mu, v = X.mean(0), X.var(0)
+    r = 1 / np.sqrt(v + eps)
+    xh = (X - mu) * r
+    ref_y = gamma * xh + beta
+    a, b = G.mean(0), (G * xh).mean(0)
+    ref_dx = gamma * r * (G - a - xh * b)
+    np.testing.assert_allclose(mean.numpy(), mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var.numpy(), v, rtol=1e-5)
+    assert np.abs(f32(y).reshape(-1, c) - ref_y).max() <= 2 ** -7 * np.abs(ref_y).max()
+    assert np.abs(f32(gx).reshape(-1, c) - ref_dx).max() <= 2 ** -7 * np.abs(ref_dx).max()
+    np.testing.assert_allclose(gg.numpy(), (G * xh).sum(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gb.numpy(), G.sum(0), rtol=1e-5, atol=1e-4)
+
+
+def test_low_batchnorm_running_statistics_and_eval_mode_follow_paddles():
+    """LowBatchNorm2D on bfloat16 input updates the running statistics as Paddle's kernel does on the
+    same values in float32; in eval mode it normalises with them; float32 input is Paddle's kernel."""
+    rng = np.random.default_rng(3)
+    x = bf16_round(rng.standard_normal((8, 4, 4, 16)).astype("float32") * 2 + 0.5)
+    ref = paddle.nn.BatchNorm2D(16, data_format="NHWC")
+    bn = copy.deepcopy(ref)
+    bn.__class__ = ops.LowBatchNorm2D
+    for _ in range(3):
+        want = ref(paddle.to_tensor(x))
+        got = bn(low(x))
+        assert got.dtype == paddle.bfloat16
+        assert np.abs(f32(got) - want.numpy()).max() <= 2 ** -7 * np.abs(want.numpy()).max()
+    np.testing.assert_allclose(bn._mean.numpy(), ref._mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn._variance.numpy(), ref._variance.numpy(), rtol=1e-5)
+    bn.eval(), ref.eval()
+    want = ref(paddle.to_tensor(x)).numpy()
+    assert np.abs(f32(bn(low(x))) - want).max() <= 2 ** -7 * np.abs(want).max()
+    plain = copy.deepcopy(bn)
+    plain.__class__ = paddle.nn.BatchNorm2D
+    np.testing.assert_array_equal(bn(paddle.to_tensor(x)).numpy(), plain(paddle.to_tensor(x)).numpy())  # float32
+
+
+def _switched(model, low_chain):
+    model = copy.deepcopy(model)
+    ops.use_onednn(model)
+    ops.channels_last(model.channels_last_layers(), low=low_chain)
+    return model
+
+
+@needs_bf16
+@pytest.mark.parametrize("which", ["G", "D"])
+def test_dcgan_with_bfloat16_activations_follows_float32_activations(which):
+    """Inside bfloat16(): the chain's bias-free convolutions write bfloat16, its BatchNorm runs on
+    bn_low, its output is float32 again. Against float32 throughout, its output, every parameter
+    gradient and the running statistics err no more than the same chain with float32 activations
+    (bfloat16 convolutions alone) does, in norm (x 1.5 + 1 %); outside bfloat16() it computes in
+    float32 as before."""
+    import contextlib
+
+    paddle.seed(4)
+    model, inp = ((DCGANGenerator(g_channels=16), paddle.randn([16, 100])) if which == "G"
+                  else (DCGANDiscriminator(d_channels=16), paddle.randn([16, 1, 32, 32])))
+    runs = {}
+    for name, low_chain, in_bf16 in (("float32", False, False), ("bf16 convs", False, True), ("bf16 acts", True, True)):
+        m = _switched(model, low_chain)
+        if low_chain:
+            assert any(getattr(l, "low_out", False) for l in m.sublayers())
+            assert any(type(l) is ops.LowBatchNorm2D for l in m.sublayers())
+        with ops.bfloat16() if in_bf16 else contextlib.nullcontext():
+            y = m(inp)
+        assert y.dtype == paddle.float32
+        trained = [p for p in m.parameters() if not p.stop_gradient]
+        grads = paddle.grad((y * y).mean(), trained)
+        running = [v.numpy() for k, v in m.state_dict().items() if k.endswith(("_mean", "_variance"))]
+        assert len(grads) > 4 and running
+        runs[name] = ([y.numpy()] + [g.numpy() for g in grads] + running, m)
+
+    def err(a, b):
+        return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+    for i, (ref, convs, acts) in enumerate(zip(*(runs[k][0] for k in ("float32", "bf16 convs", "bf16 acts")))):
+        assert err(acts, ref) <= 1.5 * err(convs, ref) + 0.01, i
+    with paddle.no_grad():
+        m, plain = runs["bf16 acts"][1], runs["float32"][1]
+        m.set_state_dict(plain.state_dict())
+        m.eval(), plain.eval()
+        np.testing.assert_array_equal(m(inp).numpy(), plain(inp).numpy())  # float32 outside bfloat16()
+
+
+@needs_bf16
+def test_no_second_derivative_through_bfloat16_activations():
+    x = paddle.randn([2, 4, 4, 8])
+    x.stop_gradient = False
+    w = paddle.randn([8, 8, 3, 3]) * 0.1
+    w.stop_gradient = False
+    with ops.bfloat16():
+        y = ops.conv(x, w, None, 1, 1, nhwc=True, low_out=True)
+    assert y.dtype == paddle.bfloat16
+    (gx,) = paddle.grad(ops.load().to_float32(y).sum(), [x], create_graph=True)
+    with pytest.raises(Exception, match="no second derivative through bfloat16 activations"):
+        paddle.grad(gx.square().sum(), [w])
+
+
+def test_a_penalised_d_keeps_float32_activations():
+    """apply_speed_switches: G's chain gets bfloat16 activations, a D whose input gradient is penalised
+    does not (its BatchNorm is PenaltyBatchNorm; without BatchNorm its convolutions are not marked)."""
+    from types import SimpleNamespace
+
+    t = SimpleNamespace(to_static=False)
+    for penalised in (False, True):
+        G, D = DCGANGenerator(g_channels=8), DCGANDiscriminator(d_channels=8, norm="none")
+        apply_speed_switches(G, D, t, onednn=True, penalised=penalised, channels_last=True)
+        assert any(getattr(l, "low_out", False) for l in G.sublayers())
+        assert any(getattr(l, "low_out", False) for l in D.sublayers()) is not penalised
+
+
+@needs_bf16
+def test_bfloat16_penalised_run_trains(tmp_path):
+    """R1 with BatchNorm in D in bfloat16: G's chain in bfloat16 activations, D's float32."""
+    assert train(tmp_path / "r1", "train.steps=2", "train.amp=bfloat16", "train.r1_gamma=10") == 0

@@ -15,6 +15,7 @@ from test_fast_path import needs_bf16
 from paddle_gan import ops
 from paddle_gan.gan.kernels import apply_speed_switches
 from paddle_gan.gan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from paddle_gan.gan.models.resnet import ResNetDiscriminator, ResNetGenerator
 
 
 def bf16_round(a):
@@ -122,36 +123,46 @@ def _switched(model, low_chain):
     return model
 
 
+def _model(which):
+    paddle.seed(4)
+    return {"G": lambda: (DCGANGenerator(g_channels=16), paddle.randn([16, 100])),
+            "D": lambda: (DCGANDiscriminator(d_channels=16), paddle.randn([16, 1, 32, 32])),
+            "ResNet_G": lambda: (ResNetGenerator(z_dim=16, channels=1, g_channels=32), paddle.randn([16, 16])),
+            "ResNet_D": lambda: (ResNetDiscriminator(channels=1, d_channels=32), paddle.randn([16, 1, 32, 32]))}[which]()
+
+
 @needs_bf16
-@pytest.mark.parametrize("which", ["G", "D"])
-def test_dcgan_with_bfloat16_activations_follows_float32_activations(which):
-    """Inside bfloat16(): the chain's bias-free convolutions write bfloat16, its BatchNorm runs on
-    bn_low, its output is float32 again. Against float32 throughout, its output, every parameter
+@pytest.mark.parametrize("which", ["G", "D", "ResNet_G", "ResNet_D"])
+def test_models_with_bfloat16_activations_follow_float32_activations(which):
+    """Inside bfloat16(): the chain's convolutions write bfloat16 (biases inside the primitive too), its
+    BatchNorm runs on bn_low, residual sums on add_low, its output is float32 again. Against float32
+    throughout, its output, every parameter
     gradient and the running statistics err no more than the same chain with float32 activations
     (bfloat16 convolutions alone) does, in norm (x 1.5 + 1 %); outside bfloat16() it computes in
     float32 as before."""
     import contextlib
 
-    paddle.seed(4)
-    model, inp = ((DCGANGenerator(g_channels=16), paddle.randn([16, 100])) if which == "G"
-                  else (DCGANDiscriminator(d_channels=16), paddle.randn([16, 1, 32, 32])))
+    model, inp = _model(which)
     runs = {}
     for name, low_chain, in_bf16 in (("float32", False, False), ("bf16 convs", False, True), ("bf16 acts", True, True)):
         m = _switched(model, low_chain)
         if low_chain:
             assert any(getattr(l, "low_out", False) for l in m.sublayers())
-            assert any(type(l) is ops.LowBatchNorm2D for l in m.sublayers())
+            assert any(type(l) is ops.LowBatchNorm2D for l in m.sublayers()) or which == "ResNet_D"
         with ops.bfloat16() if in_bf16 else contextlib.nullcontext():
             y = m(inp)
         assert y.dtype == paddle.float32
         trained = [p for p in m.parameters() if not p.stop_gradient]
         grads = paddle.grad((y * y).mean(), trained)
         running = [v.numpy() for k, v in m.state_dict().items() if k.endswith(("_mean", "_variance"))]
-        assert len(grads) > 4 and running
+        assert len(grads) > 4 and (running or which == "ResNet_D")  # (no BatchNorm in that D)
         runs[name] = ([y.numpy()] + [g.numpy() for g in grads] + running, m)
 
-    def err(a, b):
-        return np.linalg.norm(a - b) / np.linalg.norm(b)
+    tensors = runs["float32"][0]
+    floor = 1e-2 * max(np.linalg.norm(t) for t in tensors[1:len(tensors) - len(running)])  # of the gradients
+
+    def err(a, b):  # (a gradient that is rounding noise in float32, e.g. a bias before a BatchNorm, against the floor)
+        return np.linalg.norm(a - b) / max(np.linalg.norm(b), floor)
 
     for i, (ref, convs, acts) in enumerate(zip(*(runs[k][0] for k in ("float32", "bf16 convs", "bf16 acts")))):
         assert err(acts, ref) <= 1.5 * err(convs, ref) + 0.01, i
@@ -160,6 +171,24 @@ def test_dcgan_with_bfloat16_activations_follows_float32_activations(which):
         m.set_state_dict(plain.state_dict())
         m.eval(), plain.eval()
         np.testing.assert_array_equal(m(inp).numpy(), plain(inp).numpy())  # float32 outside bfloat16()
+
+
+def test_residual_sums():
+    """ops.add: bfloat16 + bfloat16 rounded from float32, its gradient to both unchanged; mixed types in
+    float32; float32 is Paddle's add."""
+    rng = np.random.default_rng(5)
+    a, b = (bf16_round(rng.standard_normal((2, 3, 4, 5)).astype("float32")) for _ in range(2))
+    at, bt = low(a, grad=True), low(b, grad=True)
+    y = ops.add(at, bt)
+    assert y.dtype == paddle.bfloat16
+    np.testing.assert_array_equal(f32(y), bf16_round(a + b))
+    dy = bf16_round(rng.standard_normal(a.shape).astype("float32"))
+    for g in paddle.grad([y], [at, bt], [low(dy)]):
+        np.testing.assert_array_equal(f32(g), dy)
+    mixed = ops.add(at, paddle.to_tensor(b))
+    assert mixed.dtype == paddle.float32
+    np.testing.assert_array_equal(mixed.numpy(), a + b)
+    np.testing.assert_array_equal(ops.add(paddle.to_tensor(a), paddle.to_tensor(b)).numpy(), a + b)
 
 
 @needs_bf16

@@ -70,7 +70,7 @@ def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, 
     """A (transposed) convolution on the operator: x [N, Cin, H, W], weight as Paddle lays it out
     (conv [Cout, Cin, K, K], transposed [Cin, Cout, K, K]), bias [Cout] or None (then added inside
     the primitive, its gradient from the backward-weights primitive). Twice differentiable. nhwc: x and
-    the output are [N, H, W, C] (channels_last). low_out (inside bfloat16(), without a bias): the
+    the output are [N, H, W, C] (channels_last). low_out (inside bfloat16()): the
     output is bfloat16 (x may be either; once differentiable then)."""
     # Which gradients are needed is known now in dygraph. A to_static program is traced once and
     # reused for inputs that do and do not need gradients, so there both are always computed.
@@ -89,7 +89,8 @@ def _forward(layer, x, transposed: bool):
     out_pad = (getattr(layer, "output_padding", 0) or 0) if transposed else 0
     nhwc = layer._data_format == "NHWC"  # (set by channels_last)
     if getattr(layer, "fuse_bias", False):  # the model asked for its bias inside the primitive (gan/models/resnet.py)
-        return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed, nhwc)
+        return conv(x, layer.weight, layer.bias, layer._stride[0], _pad(layer), out_pad, transposed, nhwc,
+                    getattr(layer, "low_out", False))
     # otherwise added by Paddle, as the configs before fused biases trained (their numbers stay as they were)
     y = conv(x, layer.weight, None, layer._stride[0], _pad(layer), out_pad, transposed, nhwc,
              layer.bias is None and getattr(layer, "low_out", False))
@@ -155,6 +156,16 @@ def use_onednn(model) -> int:
     return n
 
 
+def add(a, b):
+    """a + b, for a model's residual sums: bfloat16 ones (inside a chain in bfloat16) on the operator
+    (Paddle has no bfloat16 add on the CPU), a bfloat16 and a float32 one in float32, else Paddle's."""
+    if a.dtype == b.dtype == paddle.bfloat16:
+        return load().add_low(a, b)
+    if paddle.bfloat16 in (a.dtype, b.dtype):
+        a, b = (load().to_float32(t) if t.dtype == paddle.bfloat16 else t for t in (a, b))
+    return a + b
+
+
 def _to_nhwc(layer, inputs):
     return (inputs[0].transpose([0, 2, 3, 1]),) + tuple(inputs[1:])
 
@@ -214,9 +225,10 @@ def channels_last(layers, low: bool = False) -> bool:
     that layout qualify (_layout_ok; else nothing changes and False is returned). Same parameters; float
     rounding differs from NCHW (BatchNorm's sums run in another order).
     low: in bfloat16 (inside bfloat16()) the activations between the chain's layers are bfloat16 too, as
-    PyTorch's autocast keeps them: its bias-free convolutions write bfloat16, its BatchNorm2D layers become
-    LowBatchNorm2D, its activations read what they get, the last layer's output is float32 again. Only
-    once differentiable: not for a D whose input gradient is penalised."""
+    PyTorch's autocast keeps them: its convolutions write bfloat16 (not the last layer, nor one whose bias
+    Paddle adds), its BatchNorm2D layers become LowBatchNorm2D, its activations and residual sums (add)
+    read what they get, the chain's output is float32 again. Only once differentiable: not for a D whose
+    input gradient is penalised."""
     layers = list(layers)
     if not layers or not all(_layout_ok(l) for l in layers):
         return False
@@ -228,7 +240,8 @@ def channels_last(layers, low: bool = False) -> bool:
             l._data_format = "NHWC"
         if low and type(l) is nn.BatchNorm2D:
             l.__class__ = LowBatchNorm2D
-        if low and type(l) in (OneDNNConv2D, OneDNNConv2DTranspose):
+        if low and l is not layers[-1] and (type(l) in (OneDNNConv2D, OneDNNConv2DTranspose)
+                                            or getattr(l, "nhwc_capable", False)):
             l.low_out = True
     layers[0].register_forward_pre_hook(_to_nhwc)
     layers[-1].register_forward_post_hook(_to_nchw)

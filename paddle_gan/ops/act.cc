@@ -190,3 +190,39 @@ PD_BUILD_GRAD_OP(to_float32)
     .Inputs({paddle::Grad("Out")})
     .Outputs({paddle::Grad("X")})
     .SetKernelFn(PD_KERNEL(ToFloat32Backward));
+
+// a + b on bfloat16 tensors (a residual sum inside a chain in bfloat16: Paddle has no bfloat16 add on
+// the CPU), computed in float32 and rounded; the gradient reaches both unchanged.
+namespace {
+KERNEL void add_bf16(const bf16* a, const bf16* b, bf16* o, int64_t s, int64_t e) {
+  for (int64_t i = s; i < e; ++i) store(o, i, load(a, i) + load(b, i));
+}
+}  // namespace
+
+std::vector<paddle::Tensor> AddLowForward(const paddle::Tensor& a, const paddle::Tensor& b) {
+  PD_CHECK(a.is_cpu() && b.is_cpu() && low(a) && low(b) && a.shape() == b.shape(),
+           "add_low: a and b must be bfloat16 CPU tensors of one shape");
+  auto o = paddle::empty(a.shape(), paddle::DataType::BFLOAT16, paddle::CPUPlace());
+  chunks(a.numel(), [&](int64_t s, int64_t e) { add_bf16(in<bf16>(a), in<bf16>(b), out<bf16>(o), s, e); });
+  return {o};
+}
+
+std::vector<paddle::Tensor> AddLowBackward(const paddle::Tensor& dy) { return {dy, dy.copy_to(dy.place(), false)}; }
+
+std::vector<std::vector<int64_t>> AddLowInferShape(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  return {a};
+}
+
+std::vector<paddle::DataType> AddLowInferDtype(const paddle::DataType& a, const paddle::DataType& b) { return {a}; }
+
+PD_BUILD_OP(add_low)
+    .Inputs({"A", "B"})
+    .Outputs({"Out"})
+    .SetKernelFn(PD_KERNEL(AddLowForward))
+    .SetInferShapeFn(PD_INFER_SHAPE(AddLowInferShape))
+    .SetInferDtypeFn(PD_INFER_DTYPE(AddLowInferDtype));
+
+PD_BUILD_GRAD_OP(add_low)
+    .Inputs({paddle::Grad("Out")})
+    .Outputs({paddle::Grad("A"), paddle::Grad("B")})
+    .SetKernelFn(PD_KERNEL(AddLowBackward));

@@ -28,6 +28,7 @@
 
 #include "oneapi/dnnl/dnnl.hpp"
 #include "paddle/extension.h"
+#include "simd.h"  // load of float32 and bfloat16
 
 using dnnl::memory;
 using tag = memory::format_tag;
@@ -227,20 +228,29 @@ void backward_data(Prims& P, Staged& dy, float* w, void* dx) {
   o.finish();
 }
 
-// db = the sum of dy (float32, Paddle's layout) over N, H, W
-void bias_grad(const Prims& P, const float* dy, float* db) {
+// db[c] = the sum of rows x C values p over the rows
+template <class T>
+void row_sums(const T* p, int64_t rows, int64_t C, float* db) {
+  std::fill(db, db + C, 0.f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < C; ++c) db[c] += load(p, r * C + c);
+}
+
+// db = the sum of dy over N, H, W: dy float32 in Paddle's layout, or bfloat16 channels-last (low)
+void bias_grad(const Prims& P, const void* dy, bool low, float* db) {
   const auto d = P.dst.get_dims();  // N, C, H, W
   const int64_t N = d[0], C = d[1], HW = d[2] * d[3];
-  std::fill(db, db + C, 0.f);
-  if (P.nhwc) {
-    for (int64_t r = 0; r < N * HW; ++r)
-      for (int64_t c = 0; c < C; ++c) db[c] += dy[r * C + c];
+  if (low) {
+    row_sums(static_cast<const uint16_t*>(dy), N * HW, C, db);
+  } else if (P.nhwc) {
+    row_sums(static_cast<const float*>(dy), N * HW, C, db);
   } else {
+    const float* p = static_cast<const float*>(dy);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; ++c) {
       float acc = 0.f;
       for (int64_t n = 0; n < N; ++n)
-        for (int64_t i = 0; i < HW; ++i) acc += dy[(n * C + c) * HW + i];
+        for (int64_t i = 0; i < HW; ++i) acc += p[(n * C + c) * HW + i];
       db[c] = acc;
     }
   }
@@ -256,7 +266,8 @@ void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
       gemm_backward_weights(strm(), g, xs, P.K, P.s, P.p, true, dwei);
     else
       gemm_backward_weights(strm(), xs, g, P.K, P.s, P.p, false, dwei);
-    if (P.has_bias) bias_grad(P, static_cast<const float*>(dy.user.get_data_handle()), db);
+    const bool low_dy = P.dst.get_data_type() == dt::bf16;  // then g is dy, bfloat16 channels-last
+    if (P.has_bias) bias_grad(P, low_dy ? g.get_data_handle() : dy.user.get_data_handle(), low_dy, db);
     return;
   }
   auto& pd = P.bwd_w_pd;
@@ -299,7 +310,6 @@ std::vector<int64_t> out_shape(const std::vector<int64_t>& x, const std::vector<
 
 std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor* b, int s,
                                 int p, int op, bool tr, bool bf16, bool nhwc, bool low_out) {
-  PD_CHECK(!(b && low_out), "dnnl_conv: a bias inside the primitive takes a float32 output");
   auto& P = prims_of(x, w, s, p, op, tr, b != nullptr, bf16, nhwc, low_out);
   auto y = empty_like(out_shape(x.shape(), w.shape(), s, p, op, tr, nhwc), paddle_type(P.dst.get_data_type()));
   Staged xs(P.src, any_ptr(x));

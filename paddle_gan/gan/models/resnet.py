@@ -63,14 +63,15 @@ class SampledConv(nn.Conv2D):
         if self.up:
             w = w.transpose([1, 0, 2, 3])  # a transposed convolution's weight is [Cin, Cout, K, K]
         if self.dnnl:
-            return ops.conv(x, w, self.bias, 2, pad, 0, transposed=self.up, nhwc=self._data_format == "NHWC")
+            return ops.conv(x, w, self.bias, 2, pad, 0, transposed=self.up, nhwc=self._data_format == "NHWC",
+                            low_out=getattr(self, "low_out", False))
         conv = F.conv2d_transpose if self.up else F.conv2d
         return conv(x, w, self.bias, stride=2, padding=pad)
 
 
 class UpBlock(nn.Layer):
     takes_labels = True
-    layout_free = True  # its own code only adds: runs channels-last when its layers do (ops.channels_last)
+    layout_free = True  # its own code only adds (ops.add): runs channels-last when its layers do (ops.channels_last)
 
     def __init__(self, c_in: int, c_out: int, cbn_classes: int = 0):
         super().__init__()
@@ -83,7 +84,7 @@ class UpBlock(nn.Layer):
     def forward(self, x, y=None):
         h = self.conv1(self.relu(run([self.bn1], x, y)))
         h = self.conv2(self.relu(run([self.bn2], h, y)))
-        return h + self.shortcut(x)
+        return ops.add(h, self.shortcut(x))
 
 
 class ResNetGenerator(Generator):
@@ -119,7 +120,7 @@ class OptimisedBlock(nn.Layer):
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.conv2(self.relu(self.conv1(x))) + self.shortcut(x)
+        return ops.add(self.conv2(self.relu(self.conv1(x))), self.shortcut(x))
 
 
 class DownBlock(nn.Layer):
@@ -135,7 +136,7 @@ class DownBlock(nn.Layer):
 
     def forward(self, x):
         h = self.conv2(self.relu(self.conv1(self.relu(x))))
-        return h + (self.shortcut(x) if self.shortcut is not None else x)
+        return ops.add(h, self.shortcut(x) if self.shortcut is not None else x)
 
 
 class ResNetDiscriminator(Discriminator):

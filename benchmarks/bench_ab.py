@@ -45,12 +45,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     order = ("b", "a") if args.swap else ("a", "b")
     env = {k: dict(kv.split("=", 1) for kv in getattr(args, f"{k}_env")) for k in ("a", "b")}
-    for name in {n for e in env.values() for n in e}:  # a name one side sets, the other side has unset
+    before = {n: os.environ.get(n) for e in env.values() for n in e}
+    for name in before:  # a name one side sets, the other side has as before
         for e in env.values():
-            e.setdefault(name, os.environ.get(name))
+            e.setdefault(name, before[name])
 
     def use_env(k):
-        for name, value in env[k].items():
+        for name, value in (before if k is None else env[k]).items():
             if value is None:
                 os.environ.pop(name, None)
             else:
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
             for _ in range(args.steps):
                 built[k][0]()
             times[k].append(time.perf_counter() - t0)
+    use_env(None)
     images = args.blocks * args.steps * built["a"][1]
     print(json.dumps({"config": args.config, "overrides": args.override, "a": args.a + args.a_env,
                       "b": args.b + args.b_env,

@@ -7,7 +7,10 @@
     python benchmarks/bench_train.py --no-torch
 
 Prints one JSON line per case: case, batch, paddle_img_s, torch_img_s, ratio (paddle / torch),
-paddle_peak_rss_mb, torch_peak_rss_mb, and the CPU. Each framework runs each case in its own fresh
+paddle_peak_rss_mb, torch_peak_rss_mb, and the CPU. --rounds R runs both frameworks' processes R times
+per case, the order alternating, and reports the medians, the median of the per-round ratios and the
+rounds themselves ([paddle, torch] img/s): on a machine whose speed drifts, one pair of processes can
+be minutes apart in effect. Each framework runs each case in its own fresh
 process, so thread settings apply as they would for a user and peak memory is not mixed. Per
 process: warm-up steps (not timed), then `repeats` timed blocks of `steps` steps; the median block
 is reported.
@@ -395,6 +398,11 @@ def measure(framework, name, spec, args):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def _summary(runs: list) -> dict:
+    """The median img/s and the largest peak memory of one framework's rounds."""
+    return {"img_s": statistics.median(r["img_s"] for r in runs), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default=None, help=f"comma-separated, from {', '.join(CASES)} (default: all)")
@@ -404,6 +412,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed blocks; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="per case, this many rounds of both frameworks' processes, the order alternating; "
+                        "medians and the median per-round ratio are reported (the machine's speed drifts "
+                        "between processes minutes apart)")
     p.add_argument("--child", choices=["paddle", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
     p.add_argument("--roof", action="store_true", help=argparse.SUPPRESS)
@@ -431,23 +443,33 @@ def main(argv=None) -> int:
     print(json.dumps({"cpu": cpu_name(), "float32_matmul_gflop_s": round(roof, 1)}), flush=True)
     for name, spec in cases.items():
         cfg = _cfg(spec)
-        pd = measure("paddle", name, spec, args)
-        # no peer for class-conditional models, DiffAugment, or layers the mirror does not know (the ResNet)
+        # no peer for class-conditional models, DiffAugment, or layers the mirror does not know
         peer = have_torch and not cfg.model.num_classes and not cfg.train.diffaug
-        try:
-            th = measure("torch", name, spec, args) if peer else None
-        except RuntimeError as e:
-            if "no torch mirror" not in str(e):
-                raise
-            th = None
+        runs = {"paddle": [], "torch": []}
+        for r in range(max(1, args.rounds)):
+            for fw in ("paddle", "torch") if r % 2 == 0 else ("torch", "paddle"):
+                if fw == "torch" and not peer:
+                    continue
+                try:
+                    runs[fw].append(measure(fw, name, spec, args))
+                except RuntimeError as e:
+                    if fw == "paddle" or "no torch mirror" not in str(e):
+                        raise
+                    peer = False
+        pd, th = _summary(runs["paddle"]), _summary(runs["torch"]) if runs["torch"] else None
+        ratios = [a["img_s"] / b["img_s"] for a, b in zip(runs["paddle"], runs["torch"])]
         flops = flops_per_image(spec) if name != "loader" else 0.0
         print(json.dumps({"case": name, "batch": cfg.train.batch_size, "paddle_img_s": round(pd["img_s"], 1),
                           "gflop_per_img": round(flops / 1e9, 3),
                           "roof_fraction": round(pd["img_s"] * flops / 1e9 / roof, 3) if flops else None,
                           "torch_img_s": round(th["img_s"], 1) if th else None,
-                          "ratio": round(pd["img_s"] / th["img_s"], 3) if th else None,
+                          "ratio": round(statistics.median(ratios), 3) if th else None,
                           "paddle_peak_rss_mb": round(pd["peak_rss_mb"]),
-                          "torch_peak_rss_mb": round(th["peak_rss_mb"]) if th else None, "cpu": cpu_name()}),
+                          "torch_peak_rss_mb": round(th["peak_rss_mb"]) if th else None,
+                          **({"rounds": [[round(a["img_s"], 1), round(b["img_s"], 1) if b else None] for a, b in
+                                         zip(runs["paddle"], runs["torch"] or [None] * len(runs["paddle"]))]}
+                             if args.rounds > 1 else {}),
+                          "cpu": cpu_name()}),
               flush=True)
     return 0
 

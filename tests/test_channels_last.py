@@ -111,7 +111,8 @@ def test_the_switch_through_the_trainer(tmp_path):
 
 
 def test_the_in_process_ab_benchmark_times_both_variants(capsys):
-    """benchmarks/bench_ab.py (how the switch was measured): both variants built and stepped, one JSON line."""
+    """benchmarks/bench_ab.py (how the switch was measured): both variants built and stepped, one JSON line;
+    an environment variable of one variant's, set around it and undone after."""
     import json
     import os
     import sys
@@ -121,9 +122,11 @@ def test_the_in_process_ab_benchmark_times_both_variants(capsys):
 
     assert bench_ab.main(["quickstart.yaml", "-o", "model.g_channels=8", "model.d_channels=8", "--a",
                           "train.channels_last=off", "--b", "train.channels_last=on", "--blocks", "2", "--steps", "1",
-                          "--warmup", "1", "--swap"]) == 0
+                          "--warmup", "1", "--swap", "--a-env", "PADDLE_GAN_BWDW=onednn"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["built_first"] == "b" and row["a_img_s"] > 0 and row["b_img_s"] > 0 and row["b_over_a"] > 0
+    assert row["a"] == ["train.channels_last=off", "PADDLE_GAN_BWDW=onednn"]
+    assert "PADDLE_GAN_BWDW" not in os.environ  # the variants' environment is undone
 
 
 def test_on_without_the_operator_says_it_does_nothing(monkeypatch, capsys):

@@ -57,23 +57,25 @@ def main(argv=None) -> int:
             else:
                 os.environ[name] = value
 
-    built = {}
-    for k in order:
-        use_env(k)
-        built[k] = paddle_step((args.config, args.override + getattr(args, k)))
-    for _ in range(args.warmup):
-        for k, (step, _) in built.items():
+    try:
+        built = {}
+        for k in order:
             use_env(k)
-            step()
-    times = {"a": [], "b": []}
-    for i in range(args.blocks):
-        for k in (("a", "b") if i % 2 == 0 else ("b", "a")):
-            use_env(k)
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                built[k][0]()
-            times[k].append(time.perf_counter() - t0)
-    use_env(None)
+            built[k] = paddle_step((args.config, args.override + getattr(args, k)))
+        for _ in range(args.warmup):
+            for k, (step, _) in built.items():
+                use_env(k)
+                step()
+        times = {"a": [], "b": []}
+        for i in range(args.blocks):
+            for k in (("a", "b") if i % 2 == 0 else ("b", "a")):
+                use_env(k)
+                t0 = time.perf_counter()
+                for _ in range(args.steps):
+                    built[k][0]()
+                times[k].append(time.perf_counter() - t0)
+    finally:  # the variants' environment undone, also when one fails
+        use_env(None)
     images = args.blocks * args.steps * built["a"][1]
     print(json.dumps({"config": args.config, "overrides": args.override, "a": args.a + args.a_env,
                       "b": args.b + args.b_env,

@@ -6,9 +6,9 @@ per call), forward + backward-weights timed together, channels-last, the minimum
     python benchmarks/bench_bwd_weights.py [--batch 64] [--rounds 5]
 
 The layers are DCGAN-32's (dcgan_fashion_mnist.yaml) and the ResNet's 3 x 3 convolutions at each map
-size (sngan_resnet_fashion_mnist.yaml, width 128). `auto` is what a run takes (dnnl_conv.cc's
-gemm_weights: the product where the gradient side has at most 8 x 8 positions per map). Needs a CPU with
-bfloat16 arithmetic (AMX or AVX512-BF16).
+size (sngan_resnet_fashion_mnist.yaml, width 128). `auto` (PADDLE_GAN_BWDW unset) is what a run takes
+(dnnl_conv.cc's gemm_weights: the product where the gradient side has at most 8 x 8 positions per map),
+timed alongside. Needs a CPU with bfloat16 arithmetic (AMX or AVX512-BF16).
 """
 import argparse
 import json
@@ -29,19 +29,25 @@ LAYERS = [("dcgan D1", 1, 64, 4, 2, 1, 32, False), ("dcgan D2", 64, 128, 4, 2, 1
           ("resnet 8x8", 128, 128, 3, 1, 1, 8, False), ("resnet 4x4", 128, 128, 3, 1, 1, 4, False)]
 
 
-def layer_step(lib, layer, batch):
+def layer_step(layer, batch):
     import paddle
+
+    from paddle_gan import ops
 
     _, cin, cout, k, s, p, size, tr = layer
     paddle.seed(0)
     x = paddle.randn([batch, size, size, cin])
     w = paddle.randn([cin, cout, k, k] if tr else [cout, cin, k, k]) * 0.02
     w.stop_gradient = False
-    g = paddle.randn(lib.dnnl_conv(x, w, s, p, 0, tr, False, True, True, True).shape)
+
+    def forward():
+        with ops.bfloat16():  # channels-last, float32 in and out
+            return ops.conv(x, w, None, s, p, 0, transposed=tr, nhwc=True)
+
+    g = paddle.randn(forward().shape)
 
     def step():
-        y = lib.dnnl_conv(x, w, s, p, 0, tr, False, True, True, True)  # bfloat16, channels-last
-        paddle.grad([y], [w], [g])
+        paddle.grad([forward()], [w], [g])
 
     return step
 
@@ -58,29 +64,35 @@ def main(argv=None) -> int:
     if cpu_bfloat16() is None or _bfloat16_fails():
         print("this CPU has no bfloat16 arithmetic oneDNN runs (AMX or AVX512-BF16): nothing to measure")
         return 1
-    lib = ops.load()
+    ops.load()
     total = {"onednn": 0.0, "gemm": 0.0, "auto": 0.0}
-    print(f"{'layer':14} {'oneDNN ms':>10} {'gemm ms':>9} {'ratio':>6}  auto   (fwd + bwd_w, batch {args.batch}, "
-          f"{cpu_name()})")
-    for layer in LAYERS:
-        step = layer_step(lib, layer, args.batch)
-        best = {"onednn": float("inf"), "gemm": float("inf")}
-        for _ in range(args.rounds):
-            for how in best:
-                os.environ["PADDLE_GAN_BWDW"] = how
-                step()
-                t0 = time.perf_counter()
-                for _ in range(args.calls):
+    print(f"{'layer':14} {'oneDNN ms':>10} {'gemm ms':>9} {'auto ms':>9} {'ratio':>6}  (fwd + bwd_w, batch "
+          f"{args.batch}, {cpu_name()})")
+    before = os.environ.get("PADDLE_GAN_BWDW")
+    try:
+        for layer in LAYERS:
+            step = layer_step(layer, args.batch)
+            best = dict.fromkeys(total, float("inf"))
+            for _ in range(args.rounds):
+                for how in best:
+                    if how == "auto":
+                        os.environ.pop("PADDLE_GAN_BWDW", None)
+                    else:
+                        os.environ["PADDLE_GAN_BWDW"] = how
                     step()
-                best[how] = min(best[how], (time.perf_counter() - t0) / args.calls * 1e3)
-        _, _, _, k, s, p, size, tr = layer
-        g_side = size if tr else (size + 2 * p - k) // s + 1
-        auto = "gemm" if g_side * g_side <= 64 else "onednn"
-        for how in best:
-            total[how] += best[how]
-        total["auto"] += best[auto]
-        print(f"{layer[0]:14} {best['onednn']:10.2f} {best['gemm']:9.2f} {best['onednn'] / best['gemm']:6.2f}  {auto}")
-    os.environ.pop("PADDLE_GAN_BWDW")
+                    t0 = time.perf_counter()
+                    for _ in range(args.calls):
+                        step()
+                    best[how] = min(best[how], (time.perf_counter() - t0) / args.calls * 1e3)
+            for how in best:
+                total[how] += best[how]
+            print(f"{layer[0]:14} {best['onednn']:10.2f} {best['gemm']:9.2f} {best['auto']:9.2f} "
+                  f"{best['onednn'] / best['gemm']:6.2f}")
+    finally:
+        if before is None:
+            os.environ.pop("PADDLE_GAN_BWDW", None)
+        else:
+            os.environ["PADDLE_GAN_BWDW"] = before
     print(json.dumps({"total_ms": {k: round(v, 2) for k, v in total.items()}, "batch": args.batch, "cpu": cpu_name()}))
     return 0
 

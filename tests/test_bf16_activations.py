@@ -128,7 +128,8 @@ def _model(which):
     return {"G": lambda: (DCGANGenerator(g_channels=16), paddle.randn([16, 100])),
             "D": lambda: (DCGANDiscriminator(d_channels=16), paddle.randn([16, 1, 32, 32])),
             "ResNet_G": lambda: (ResNetGenerator(z_dim=16, channels=1, g_channels=32), paddle.randn([16, 16])),
-            "ResNet_D": lambda: (ResNetDiscriminator(channels=1, d_channels=32), paddle.randn([16, 1, 32, 32]))}[which]()
+            "ResNet_D": lambda: (ResNetDiscriminator(channels=1, d_channels=32),
+                                 paddle.randn([16, 1, 32, 32]))}[which]()
 
 
 @needs_bf16
@@ -222,3 +223,66 @@ def test_a_penalised_d_keeps_float32_activations():
 def test_bfloat16_penalised_run_trains(tmp_path):
     """R1 with BatchNorm in D in bfloat16: G's chain in bfloat16 activations, D's float32."""
     assert train(tmp_path / "r1", "train.steps=2", "train.amp=bfloat16", "train.r1_gamma=10") == 0
+
+
+def test_every_bfloat16_operator_refuses_a_second_derivative():
+    """bn_low, add_low and to_float32 stop a second derivative with one line (none loses its terms)."""
+    rng = np.random.default_rng(6)
+    x = low(rng.standard_normal((4, 2, 2, 8)), grad=True)
+    gamma = paddle.to_tensor(np.ones(8, "float32"), stop_gradient=False)
+    beta = paddle.to_tensor(np.zeros(8, "float32"), stop_gradient=False)
+    other = low(rng.standard_normal((4, 2, 2, 8)), grad=True)
+    for f in (lambda t: ops.load().bn_low(t, gamma, beta, 1e-5)[0], lambda t: ops.add(t, other), lambda t: t):
+        y = ops.load().to_float32(f(x))
+        (gx,) = paddle.grad((y * y).sum(), [x], create_graph=True)
+        with pytest.raises(Exception, match="no second derivative through bfloat16 activations"):
+            paddle.grad(ops.load().to_float32(gx).sum(), [x])
+
+
+def test_residual_sum_gradients_are_their_own_tensors():
+    """add_low's two gradients are fresh tensors: another use of an operand adds to its own, not to the
+    sum's gradient (a shared buffer was added to in place)."""
+    a = low([1.0, 2.0], grad=True)
+    b = low([3.0, 4.0], grad=True)
+    out = ops.add(a, b)
+    out.retain_grads()
+    z = ops.activation(a, 0.5)
+    loss = ops.load().to_float32(out).sum() + 3 * ops.load().to_float32(z).sum()
+    ga, gout = paddle.grad(loss, [a, out])
+    np.testing.assert_array_equal(f32(gout), [1.0, 1.0])
+    np.testing.assert_array_equal(f32(ga), [4.0, 4.0])
+
+
+def test_chains_that_cannot_hold_bfloat16_stay_float32():
+    """A chain with a tanh or sigmoid (Paddle has no bfloat16 kernels for them on the CPU) keeps float32
+    activations; LowBatchNorm2D on a bfloat16 NCHW input normalises over the channels in float32."""
+    conv = paddle.nn.Conv2D(3, 4, 3, padding=1, bias_attr=False)
+    ops.use_onednn(conv)
+    assert ops.channels_last([conv, paddle.nn.Tanh()], low=True)
+    assert not getattr(conv, "low_out", False)
+    bn = paddle.nn.BatchNorm2D(4)  # NCHW
+    plain = copy.deepcopy(bn)
+    bn.__class__ = ops.LowBatchNorm2D
+    x = bf16_round(np.random.default_rng(7).standard_normal((2, 4, 3, 4)).astype("float32"))
+    got = bn(low(x))
+    want = plain(paddle.to_tensor(x)).numpy()
+    assert got.dtype == paddle.bfloat16
+    assert np.abs(f32(got) - want).max() <= 2 ** -7 * np.abs(want).max()
+
+
+@needs_bf16
+def test_the_weight_gradient_benchmark_runs(capsys):
+    """benchmarks/bench_bwd_weights.py (how gemm_weights' rule was measured) at a tiny batch: one row per
+    layer, a JSON line with both kernels and auto; PADDLE_GAN_BWDW as it was before."""
+    import json
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bench_bwd_weights
+
+    assert bench_bwd_weights.main(["--batch", "2", "--rounds", "1", "--calls", "1"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 + len(bench_bwd_weights.LAYERS)
+    assert set(json.loads(out[-1])["total_ms"]) == {"onednn", "gemm", "auto"}
+    assert "PADDLE_GAN_BWDW" not in os.environ

@@ -191,7 +191,7 @@ class LowBatchNorm2D(nn.BatchNorm2D):
     def forward(self, x):
         if x.dtype != paddle.bfloat16:
             return super().forward(x)
-        if not self.training:
+        if not self.training or self._data_format != "NHWC" or self._use_global_stats:
             return super().forward(x.astype("float32")).astype("bfloat16")
         y, mean, var = load().bn_low(x, self.weight, self.bias, float(self._epsilon))
         update_running(self, mean, var)
@@ -232,6 +232,9 @@ def channels_last(layers, low: bool = False) -> bool:
     layers = list(layers)
     if not layers or not all(_layout_ok(l) for l in layers):
         return False
+    # Paddle has no bfloat16 tanh or sigmoid on the CPU: a chain holding one keeps float32 activations
+    low = low and not any(isinstance(m, (nn.Tanh, nn.Sigmoid))
+                          for layer in layers for m in layer.sublayers(include_self=True))
     if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
         return True
     layers[0].channels_last = True

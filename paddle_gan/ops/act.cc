@@ -70,8 +70,12 @@ KERNEL void masked_f32(const float* x, const float* v, float* o, int64_t s, int6
 KERNEL void masked_bf16(const bf16* x, const bf16* v, bf16* o, int64_t s, int64_t e, float a, bool strict) {
   masked_span(x, v, o, s, e, a, strict);
 }
-KERNEL void act_f32(const float* x, float* o, int64_t s, int64_t e, float a, bool relu) { act_span(x, o, s, e, a, relu); }
-KERNEL void act_bf16(const bf16* x, bf16* o, int64_t s, int64_t e, float a, bool relu) { act_span(x, o, s, e, a, relu); }
+KERNEL void act_f32(const float* x, float* o, int64_t s, int64_t e, float a, bool relu) {
+  act_span(x, o, s, e, a, relu);
+}
+KERNEL void act_bf16(const bf16* x, bf16* o, int64_t s, int64_t e, float a, bool relu) {
+  act_span(x, o, s, e, a, relu);
+}
 KERNEL void widen(const bf16* x, float* o, int64_t s, int64_t e) {
   for (int64_t i = s; i < e; ++i) store(o, i, load(x, i));
 }
@@ -100,10 +104,12 @@ paddle::Tensor masked(const paddle::Tensor& x, const paddle::Tensor& v, float al
   check(v, "gradient");
   PD_CHECK(x.numel() == v.numel() && x.dtype() == v.dtype(), "fast_act: x and its gradient differ in size or type");
   auto o = paddle::empty(x.shape(), x.dtype(), paddle::CPUPlace());
-  if (low(x))
-    chunks(x.numel(), [&](int64_t s, int64_t e) { masked_bf16(in<bf16>(x), in<bf16>(v), out<bf16>(o), s, e, alpha, strict); });
-  else
-    chunks(x.numel(), [&](int64_t s, int64_t e) { masked_f32(in<float>(x), in<float>(v), out<float>(o), s, e, alpha, strict); });
+  chunks(x.numel(), [&](int64_t s, int64_t e) {
+    if (low(x))
+      masked_bf16(in<bf16>(x), in<bf16>(v), out<bf16>(o), s, e, alpha, strict);
+    else
+      masked_f32(in<float>(x), in<float>(v), out<float>(o), s, e, alpha, strict);
+  });
   return o;
 }
 
@@ -162,6 +168,12 @@ PD_BUILD_DOUBLE_GRAD_OP(fast_act)
 // bfloat16 -> float32 where a chain in bfloat16 hands its output on (ops.channels_last); the backward
 // rounds the float32 gradient to bfloat16. Paddle's CPU cast kernel took 1.6 ms for the 0.5 M gradients
 // of a [64, 8, 8, 128] map on one thread.
+// bfloat16 activations are once differentiable: a second derivative through them stops with this line
+// rather than losing its terms (a penalised D keeps float32 activations)
+std::vector<paddle::Tensor> NoSecondDerivative(const paddle::Tensor& x) {
+  PD_THROW("no second derivative through bfloat16 activations (a penalised D keeps float32 ones)");
+}
+
 std::vector<paddle::Tensor> ToFloat32Forward(const paddle::Tensor& x) {
   PD_CHECK(x.is_cpu() && low(x), "to_float32: x must be a bfloat16 CPU tensor");
   auto o = paddle::empty(x.shape(), paddle::DataType::FLOAT32, paddle::CPUPlace());
@@ -191,6 +203,11 @@ PD_BUILD_GRAD_OP(to_float32)
     .Outputs({paddle::Grad("X")})
     .SetKernelFn(PD_KERNEL(ToFloat32Backward));
 
+PD_BUILD_DOUBLE_GRAD_OP(to_float32)
+    .Inputs({paddle::Grad(paddle::Grad("X"))})
+    .Outputs({paddle::Grad(paddle::Grad("Out"))})
+    .SetKernelFn(PD_KERNEL(NoSecondDerivative));
+
 // a + b on bfloat16 tensors (a residual sum inside a chain in bfloat16: Paddle has no bfloat16 add on
 // the CPU), computed in float32 and rounded; the gradient reaches both unchanged.
 namespace {
@@ -207,7 +224,12 @@ std::vector<paddle::Tensor> AddLowForward(const paddle::Tensor& a, const paddle:
   return {o};
 }
 
-std::vector<paddle::Tensor> AddLowBackward(const paddle::Tensor& dy) { return {dy, dy.copy_to(dy.place(), false)}; }
+// (two copies: a gradient handed back as the incoming one's own buffer was added to in place by Paddle's
+// engine where A had other consumers)
+std::vector<paddle::Tensor> AddLowBackward(const paddle::Tensor& dy) {
+  return {dy.copy_to(dy.place(), false), dy.copy_to(dy.place(), false)};
+}
+
 
 std::vector<std::vector<int64_t>> AddLowInferShape(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   return {a};
@@ -226,3 +248,8 @@ PD_BUILD_GRAD_OP(add_low)
     .Inputs({paddle::Grad("Out")})
     .Outputs({paddle::Grad("A"), paddle::Grad("B")})
     .SetKernelFn(PD_KERNEL(AddLowBackward));
+
+PD_BUILD_DOUBLE_GRAD_OP(add_low)
+    .Inputs({paddle::Grad(paddle::Grad("A"))})
+    .Outputs({paddle::Grad(paddle::Grad("Out"))})
+    .SetKernelFn(PD_KERNEL(NoSecondDerivative));

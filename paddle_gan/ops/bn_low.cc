@@ -219,3 +219,13 @@ PD_BUILD_GRAD_OP(bn_low)
     .Outputs({paddle::Grad("X"), paddle::Grad("Gamma"), paddle::Grad("Beta")})
     .Attrs({"eps: float"})
     .SetKernelFn(PD_KERNEL(BnLowBackward));
+
+std::vector<paddle::Tensor> BnLowNoSecondDerivative(const paddle::Tensor& ddx, float eps) {
+  PD_THROW("no second derivative through bfloat16 activations (a penalised D keeps float32 ones)");
+}
+
+PD_BUILD_DOUBLE_GRAD_OP(bn_low)
+    .Inputs({paddle::Grad(paddle::Grad("X"))})
+    .Outputs({paddle::Grad(paddle::Grad("Y"))})
+    .Attrs({"eps: float"})
+    .SetKernelFn(PD_KERNEL(BnLowNoSecondDerivative));

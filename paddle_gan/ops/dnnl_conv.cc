@@ -110,7 +110,8 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   static std::unordered_map<std::string, std::unique_ptr<Prims>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  const bool gemm_w = gemm_weights(bf16, tr ? x[2] * x[3] : out_hw(x[2], w[2], s, p, op, tr) * out_hw(x[3], w[2], s, p, op, tr));
+  const bool gemm_w =  // the gradient side of the product: a transposed convolution's input, else the output
+      gemm_weights(bf16, tr ? x[2] * x[3] : out_hw(x[2], w[2], s, p, op, tr) * out_hw(x[3], w[2], s, p, op, tr));
   std::string key = std::string(tr ? "T" : "C") + (bias ? "b" : "") + (bf16 ? "h" : "") + (nhwc ? "L" : "") +
                     (gemm_w ? "g" : "") + (xt == dt::bf16 ? "x" : "") + (yt == dt::bf16 ? "y" : "");
   for (auto v : x) key += "," + std::to_string(v);
@@ -229,31 +230,17 @@ void backward_data(Prims& P, Staged& dy, float* w, void* dx) {
 }
 
 // db[c] = the sum of rows x C values p over the rows
-template <class T>
-void row_sums(const T* p, int64_t rows, int64_t C, float* db) {
+void row_sums(const uint16_t* p, int64_t rows, int64_t C, float* db) {
   std::fill(db, db + C, 0.f);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < C; ++c) db[c] += load(p, r * C + c);
 }
 
-// db = the sum of dy over N, H, W: dy float32 in Paddle's layout, or bfloat16 channels-last (low)
-void bias_grad(const Prims& P, const void* dy, bool low, float* db) {
+// db = the sum of dy over N, H, W, from the bfloat16 channels-last copy of dy the product read (as
+// oneDNN's kernel sums its bfloat16 dy: the same bias gradient whichever of the two a layer takes)
+void bias_grad(const Prims& P, const memory& dy_low, float* db) {
   const auto d = P.dst.get_dims();  // N, C, H, W
-  const int64_t N = d[0], C = d[1], HW = d[2] * d[3];
-  if (low) {
-    row_sums(static_cast<const uint16_t*>(dy), N * HW, C, db);
-  } else if (P.nhwc) {
-    row_sums(static_cast<const float*>(dy), N * HW, C, db);
-  } else {
-    const float* p = static_cast<const float*>(dy);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < C; ++c) {
-      float acc = 0.f;
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t i = 0; i < HW; ++i) acc += p[(n * C + c) * HW + i];
-      db[c] = acc;
-    }
-  }
+  row_sums(static_cast<const uint16_t*>(dy_low.get_data_handle()), d[0] * d[2] * d[3], d[1], db);
 }
 
 // dw = Bw(x, dy) (and db = the sum of dy over N, H, W)
@@ -266,8 +253,7 @@ void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
       gemm_backward_weights(strm(), g, xs, P.K, P.s, P.p, true, dwei);
     else
       gemm_backward_weights(strm(), xs, g, P.K, P.s, P.p, false, dwei);
-    const bool low_dy = P.dst.get_data_type() == dt::bf16;  // then g is dy, bfloat16 channels-last
-    if (P.has_bias) bias_grad(P, low_dy ? g.get_data_handle() : dy.user.get_data_handle(), low_dy, db);
+    if (P.has_bias) bias_grad(P, g, db);
     return;
   }
   auto& pd = P.bwd_w_pd;
@@ -325,7 +311,8 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
                                 int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16, bool nhwc,
                                 bool low_out) {
   auto& P = prims_of(x, w, s, p, op, tr, bias, bf16, nhwc, low_out);
-  PD_CHECK(type_of(dy, "gradient") == P.dst.get_data_type(), "dnnl_conv: the gradient's type differs from the output's");
+  PD_CHECK(type_of(dy, "gradient") == P.dst.get_data_type(),
+           "dnnl_conv: the gradient's type differs from the output's");
   auto dx = empty_like(x.shape(), x.dtype()), dw = empty_like(w.shape());
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
   Staged xs(P.src, any_ptr(x)), g(P.dst, any_ptr(dy));

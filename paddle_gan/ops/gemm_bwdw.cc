@@ -35,7 +35,8 @@ dnnl::matmul& product(const dnnl::engine& eng, int64_t m, int64_t k, int64_t n, 
   static std::unordered_map<std::string, std::unique_ptr<dnnl::matmul>> cache;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  const std::string key = std::to_string(m) + "," + std::to_string(k) + "," + std::to_string(n) + (accumulate ? "+" : "");
+  const std::string key =
+      std::to_string(m) + "," + std::to_string(k) + "," + std::to_string(n) + (accumulate ? "+" : "");
   auto it = cache.find(key);
   if (it != cache.end()) return *it->second;
   dnnl::primitive_attr attr;
@@ -96,7 +97,8 @@ void gemm_backward_weights(dnnl::stream& strm, const memory& img, const memory& 
   }
   // R is [o][kh][kw][i] of the weight's logical (o, i, kh, kw): o = Cg for a convolution; a transposed
   // convolution's primitive has o = C (img's channels) and i = Cg
-  const memory::dims st = transposed ? memory::dims{1, kkc, int64_t(K) * C, C} : memory::dims{kkc, 1, int64_t(K) * C, C};
+  const memory::dims st =
+      transposed ? memory::dims{1, kkc, int64_t(K) * C, C} : memory::dims{kkc, 1, int64_t(K) * C, C};
   memory r(memory::desc(dw.get_desc().get_dims(), dt::f32, st), eng, R.get_data_handle());
   dnnl::reorder(r, dw).execute(strm, r, const_cast<memory&>(dw));
 }

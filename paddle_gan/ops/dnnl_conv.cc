@@ -53,7 +53,7 @@ struct Prims {
   dnnl::primitive_desc fwd_pd, bwd_d_pd, bwd_w_pd;
   dnnl::primitive fwd, bwd_d, bwd_w;
   bool has_bias = false;
-  bool tr = false, nhwc = false, gemm_w = false;  // gemm_w: weight gradients by gemm_backward_weights
+  bool tr = false, gemm_w = false;  // gemm_w: weight gradients by gemm_backward_weights
   int K = 0, s = 0, p = 0;
 };
 
@@ -132,7 +132,7 @@ Prims& prims(bool tr, const memory::dims& x, const memory::dims& w, int s, int p
   P->wei = memory::desc(wei_d, dt::f32, tr ? tag::iohw : tag::oihw);
   P->bias = memory::desc({cout}, dt::f32, tag::x);
   P->has_bias = bias;
-  P->tr = tr, P->nhwc = nhwc, P->K = int(K), P->s = s, P->p = p;
+  P->tr = tr, P->K = int(K), P->s = s, P->p = p;
   P->gemm_w = gemm_w;
   const dt low = bf16 ? dt::bf16 : dt::f32;  // what the primitives read; they write the tensors' own types
   auto any = [](const memory::dims& d, dt t) { return memory::desc(d, t, tag::any); };
@@ -249,10 +249,8 @@ void backward_weights(Prims& P, Staged& x, Staged& dy, float* dw, float* db) {
     memory dwei(P.wei, eng(), dw);
     auto low = [](const memory::desc& d) { return memory::desc(d.get_dims(), dt::bf16, tag::nhwc); };
     memory xs = x.in(low(P.src)), g = dy.in(low(P.dst));
-    if (P.tr)
-      gemm_backward_weights(strm(), g, xs, P.K, P.s, P.p, true, dwei);
-    else
-      gemm_backward_weights(strm(), xs, g, P.K, P.s, P.p, false, dwei);
+    // the image side is a convolution's input, a transposed one's output gradient (gemm_bwdw.cc)
+    gemm_backward_weights(strm(), P.tr ? g : xs, P.tr ? xs : g, P.K, P.s, P.p, P.tr, dwei);
     if (P.has_bias) bias_grad(P, g, db);
     return;
   }

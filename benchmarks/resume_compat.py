@@ -14,7 +14,8 @@ A config whose numbers a commit changed on purpose differs across that commit, a
 biases inside the oneDNN primitive (420e084: the WGAN-GP, SNGAN and StyleGAN2 configs),
 the operator's BatchNorm for penalised runs (d5cb2f2: -o train.r1_gamma / WGAN-GP with BatchNorm in D),
 train.channels_last (bfloat16 runs of DCGAN and the ResNet), bfloat16 weight gradients as one product
-(8fbedfd) and bfloat16 activations (129afde, 5a4d4e0; all three: bfloat16 runs only). Compare those on
+(8fbedfd) and bfloat16 activations (129afde, 5a4d4e0; all three: bfloat16 runs only), a penalised D
+channels-last in float32 too (train.channels_last=auto: WGAN-GP, -o train.r1_gamma). Compare those on
 checkouts after it.
 """
 import argparse

@@ -80,8 +80,9 @@ def prepare(cfg: Config, resume: dict | None, world: World, labeling, stream, ob
         state.load_state_dict(resume, where={k: os.path.join(resume["path"], STATE_DICTS[k])
                                              for k in state.tensors()})
     # (the operator has the second derivative a gradient penalty needs)
-    state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised=objective.second_derivatives,
-                                            channels_last=channels_last_wanted(t, onednn, precision.cpu_bfloat16, note))
+    penalised = objective.second_derivatives
+    state.G, state.D = apply_speed_switches(G, D, t, onednn, penalised, channels_last_wanted(
+        t, onednn, precision.cpu_bfloat16, note, penalised))
     if onednn:
         display.use_onednn()
     return state

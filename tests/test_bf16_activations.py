@@ -208,15 +208,22 @@ def test_no_second_derivative_through_bfloat16_activations():
 
 def test_a_penalised_d_keeps_float32_activations():
     """apply_speed_switches: G's chain gets bfloat16 activations, a D whose input gradient is penalised
-    does not (its BatchNorm is PenaltyBatchNorm; without BatchNorm its convolutions are not marked)."""
+    runs channels-last in float32 (its convolutions are not marked; its BatchNorm is PenaltyBatchNorm
+    on the operator, NHWC, not LowBatchNorm2D)."""
     from types import SimpleNamespace
+
+    from paddle_gan.gan.kernels import PenaltyBatchNorm
 
     t = SimpleNamespace(to_static=False)
     for penalised in (False, True):
-        G, D = DCGANGenerator(g_channels=8), DCGANDiscriminator(d_channels=8, norm="none")
-        apply_speed_switches(G, D, t, onednn=True, penalised=penalised, channels_last=True)
-        assert any(getattr(l, "low_out", False) for l in G.sublayers())
-        assert any(getattr(l, "low_out", False) for l in D.sublayers()) is not penalised
+        for norm in ("none", "batch"):
+            G, D = DCGANGenerator(g_channels=8), DCGANDiscriminator(d_channels=8, norm=norm)
+            apply_speed_switches(G, D, t, onednn=True, penalised=penalised, channels_last=(True, True))
+            assert any(getattr(l, "low_out", False) for l in G.sublayers())
+            assert any(getattr(l, "low_out", False) for l in D.sublayers()) is not penalised
+            assert getattr(D.net[0], "channels_last", False)
+            bns = {type(l) for l in D.sublayers() if isinstance(l, paddle.nn.BatchNorm2D)}
+            assert bns == (set() if norm == "none" else {PenaltyBatchNorm} if penalised else {ops.LowBatchNorm2D})
 
 
 @needs_bf16

@@ -88,8 +88,12 @@ def test_only_chains_the_operator_and_elementwise_layers_make_are_switched():
     ops.use_onednn(D)
     for layer in D.sublayers():
         if type(layer) is paddle.nn.BatchNorm2D:
-            layer.__class__ = PenaltyBatchNorm  # a penalised D's BatchNorm computes in NCHW
+            layer.__class__ = PenaltyBatchNorm  # composed of Paddle's ops (not fused): computes in NCHW only
     assert use_channels_last(D) == 0 and all(getattr(l, "_data_format", "NCHW") == "NCHW" for l in D.sublayers())
+    for layer in D.sublayers():
+        layer.fused = True  # on ops/batchnorm.cc: NHWC too
+    assert use_channels_last(D) == 1
+    assert {l._data_format for l in D.sublayers() if isinstance(l, PenaltyBatchNorm)} == {"NHWC"}
     cbn = ResNetGenerator(z_dim=16, channels=1, g_channels=16, cbn_classes=3)  # conditional BatchNorm: NCHW only
     ops.use_onednn(cbn)
     assert use_channels_last(cbn) == 0
@@ -135,10 +139,16 @@ def test_on_without_the_operator_says_it_does_nothing(monkeypatch, capsys):
     from paddle_gan.gan.kernels import channels_last_wanted
 
     t = SimpleNamespace(channels_last="on", conv="auto", to_static=False)
-    assert not channels_last_wanted(t, onednn=False, cpu_bfloat16=False)  # e.g. a GPU run
+    assert channels_last_wanted(t, onednn=False, cpu_bfloat16=False) == (False, False)  # e.g. a GPU run
     assert "train.channels_last=on does nothing here" in capsys.readouterr().out
-    assert channels_last_wanted(t, onednn=True, cpu_bfloat16=False)
+    assert channels_last_wanted(t, onednn=True, cpu_bfloat16=False) == (True, True)
     auto = SimpleNamespace(channels_last="auto", conv="auto", to_static=False)
-    assert channels_last_wanted(auto, True, True) and not channels_last_wanted(auto, True, False)
-    assert not channels_last_wanted(SimpleNamespace(channels_last="auto", conv="auto", to_static=True), True, True)
+    assert channels_last_wanted(auto, True, True) == (True, True)
+    assert channels_last_wanted(auto, True, False) == (False, False)  # float32 keeps its numbers
+    assert channels_last_wanted(auto, True, False, penalised=True) == (False, True)  # but for a penalised D
+    assert channels_last_wanted(auto, False, False, penalised=True) == (False, False)
+    off = SimpleNamespace(channels_last="off", conv="auto", to_static=False)
+    assert channels_last_wanted(off, True, True, penalised=True) == (False, False)
+    assert channels_last_wanted(SimpleNamespace(channels_last="auto", conv="auto", to_static=True), True, True,
+                                penalised=True) == (False, False)
     assert not capsys.readouterr().out  # said for on only

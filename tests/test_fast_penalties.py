@@ -42,6 +42,16 @@ def test_the_composed_batchnorm_and_its_second_derivative_equal_paddles(fused):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(a).max()))
 
 
+def _to_the_second_derivative(bn, x0, w0) -> list:
+    """bn(x), its first derivatives (x, weight, bias) of a loss mixing y with w, and the second
+    derivatives a penalty on all three sends back (into x, the weight and w), then the running statistics."""
+    x, w = paddle.to_tensor(x0, stop_gradient=False), paddle.to_tensor(w0, stop_gradient=False)
+    y = bn(x)
+    gx, gw, gb = paddle.grad((y * w).sum() + 0.3 * y.square().sum(), [x, bn.weight, bn.bias], create_graph=True)
+    second = paddle.grad(1.7 * gx.square().sum() + 0.5 * gw.square().sum() + (gb * gw).sum(), [x, bn.weight, w])
+    return [y, gx, gw, gb, *second, bn._mean, bn._variance]
+
+
 def test_the_operators_batchnorm_equals_the_composed_one_to_the_second_derivative():
     """ops/batchnorm.cc against the composed BatchNorm (autograd's derivatives of the same function):
     values, running statistics, first derivatives (x, weight, bias) and the second derivatives a penalty
@@ -49,16 +59,31 @@ def test_the_operators_batchnorm_equals_the_composed_one_to_the_second_derivativ
     rng = np.random.default_rng(0)
     x0 = (rng.standard_normal((6, 5, 4, 4)) * 2 + 0.5).astype("float32")
     w0 = rng.standard_normal((6, 5, 4, 4)).astype("float32")
-    got = []
-    for fused in (False, True):
-        _, bn = _pair(5, fused=fused)
-        x, w = paddle.to_tensor(x0, stop_gradient=False), paddle.to_tensor(w0, stop_gradient=False)
-        y = bn(x)
-        gx, gw, gb = paddle.grad((y * w).sum() + 0.3 * y.square().sum(), [x, bn.weight, bn.bias], create_graph=True)
-        second = paddle.grad(1.7 * gx.square().sum() + 0.5 * gw.square().sum() + (gb * gw).sum(), [x, bn.weight, w])
-        got.append([t.numpy() for t in (y, gx, gw, gb, *second, bn._mean, bn._variance)])
+    got = [[t.numpy() for t in _to_the_second_derivative(_pair(5, fused=fused)[1], x0, w0)] for fused in (False, True)]
     for a, b in zip(*got):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-6 * max(1.0, np.abs(a).max()))
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["composed", "operator"])
+def test_the_batchnorm_on_channels_last_tensors_equals_nchw(fused):
+    """PenaltyBatchNorm in a channels-last chain (_data_format NHWC; ops/batchnorm.cc's rows-of-C loops
+    when fused) on [N, H, W, C] against NCHW on the same values: outputs, running statistics, first and
+    second derivatives (x, weight, bias and the output gradient's source), and eval mode."""
+    rng = np.random.default_rng(3)
+    x0 = (rng.standard_normal((6, 5, 4, 3)) * 2 + 0.5).astype("float32")
+    w0 = rng.standard_normal((6, 5, 4, 3)).astype("float32")
+    got = []
+    for nhwc in (False, True):
+        _, bn = _pair(5, fused=fused)
+        to = (lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))) if nhwc else (lambda a: a)
+        back = (lambda t: t.numpy().transpose(0, 3, 1, 2) if t.ndim == 4 else t.numpy()) if nhwc else (
+            lambda t: t.numpy())
+        bn._data_format = "NHWC" if nhwc else "NCHW"
+        results = _to_the_second_derivative(bn, to(x0), to(w0))
+        bn.eval()
+        got.append([back(t) for t in results + [bn(paddle.to_tensor(to(x0)))]])
+    for i, (a, b) in enumerate(zip(*got)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(a).max()), err_msg=f"tensor {i}")
 
 
 def test_the_composed_batchnorm_in_eval_mode():
@@ -115,8 +140,8 @@ def test_the_composed_batchnorms_gradient_of_a_penalty_against_finite_difference
                                            ("wgan_gp_fashion_mnist.yaml", ["model.d_norm=batch", "train.n_critic=2"])],
                          ids=["r1", "wgan_gp"])
 def test_penalised_runs_with_batchnorm_follow_paddles_batchnorm(tmp_path, monkeypatch, config, extra):
-    """24 steps of a penalised run with BatchNorm in D on the fast path (the operator's BatchNorm) and
-    on Paddle's own (switched off here): the losses agree to 1e-5 at the first step and to 5 % over all
+    """24 steps of a penalised run with BatchNorm in D on the fast path (the operator's BatchNorm, D
+    channels-last: train.channels_last=auto) and on Paddle's own in NCHW (switched off here): the losses agree to 1e-5 at the first step and to 5 % over all
     24. Float rounding (~1e-7 relative) grows as a GAN amplifies it, by chance: measured on these runs,
     the operator against Paddle's kernel reached 3e-2 by step 7 with seed 0 and 2e-5 by step 24 with
     seed 1, the composed BatchNorm against Paddle's 2e-4 by step 21 with seed 2."""
@@ -126,7 +151,7 @@ def test_penalised_runs_with_batchnorm_follow_paddles_batchnorm(tmp_path, monkey
             "model.d_channels=8", "train.steps=24", "train.log_every=1", *extra]
     assert tool("train", "--output", str(tmp_path / "fast"), *args) == 0
     monkeypatch.setattr(kernels, "use_penalty_batchnorm", lambda model, fused=False: 0)
-    assert tool("train", "--output", str(tmp_path / "ref"), *args) == 0
+    assert tool("train", "--output", str(tmp_path / "ref"), *args, "train.channels_last=off") == 0
     fast, ref = ([r for r in read_jsonl(tmp_path / r / "metrics.jsonl") if "loss_D" in r] for r in ("fast", "ref"))
     assert len(fast) == len(ref) == 24
     keys = ("loss_D", "loss_G", "r1" if "train.r1_gamma=10" in extra else "gp")

@@ -21,8 +21,8 @@ declare("train", "kernels",
                              "about 2x slower than dygraph)"),
         channels_last=Key("auto", "run the convolutions of models that offer it (DCGAN, the ResNet) on [N, H, W, C] "
                                   "tensors with the oneDNN operator, without a layout reorder around each: on | off | "
-                                  "auto = on in bfloat16 on a CPU, off in float32 (float32 runs keep their numbers bit "
-                                  "for bit)", choices=("auto", "on", "off")))
+                                  "auto = on in bfloat16 on a CPU and for a D whose input gradient is penalised (R1, "
+                                  "WGAN-GP), else off (float32 runs keep their numbers bit for bit)", choices=("auto", "on", "off")))
 
 
 def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:
@@ -60,25 +60,34 @@ class PenaltyBatchNorm(nn.BatchNorm2D):
     and biased variance, epsilon; in eval mode the running statistics) and the same running statistics
     update. Parameters and state-dict keys are BatchNorm2D's. With `fused` (set where the models run on
     paddle_gan.ops) training mode is one operator of its own (ops/batchnorm.cc: the same function with
-    its derivatives written out, on all cores; Paddle's elementwise kernels run on one)."""
+    its derivatives written out, on all cores; Paddle's elementwise kernels run on one), which also
+    computes on [N, H, W, C] tensors: then the layer may sit in a channels-last chain (ops.channels_last
+    sets _data_format)."""
     fused = False
 
+    @property
+    def nhwc_capable(self) -> bool:
+        return self.fused
+
     def forward(self, x):
-        n, c, h, w = x.shape
+        nhwc = self._data_format == "NHWC"
+        c = x.shape[3] if nhwc else x.shape[1]
         if self.training and self.fused and x.dtype == paddle.float32:
-            y, mean, var = ops.load().fast_bn(x, self.weight, self.bias, float(self._epsilon))
+            y, mean, var = ops.load().fast_bn(x, self.weight, self.bias, float(self._epsilon), nhwc)
             self._update_running(mean, var)
             return y
-        v = x.reshape([n, c, h * w])
+        # [N, C, H * W] with per-channel vectors as [C, 1], or [N H W, C] with them as [C]
+        v, axes, per_channel = (x.reshape([-1, c]), [0], [c]) if nhwc else (x.reshape([x.shape[0], c, -1]), [0, 2],
+                                                                            [c, 1])
         if self.training:
-            mean = v.mean(axis=[0, 2])
-            centred = v - mean.reshape([c, 1])
-            var = centred.square().mean(axis=[0, 2])
+            mean = v.mean(axis=axes)
+            centred = v - mean.reshape(per_channel)
+            var = centred.square().mean(axis=axes)
             self._update_running(mean, var)
         else:  # the running statistics (differentiable here too: Paddle's eval kernel has no backward)
-            centred, var = v - self._mean.reshape([c, 1]), self._variance
+            centred, var = v - self._mean.reshape(per_channel), self._variance
         scale = paddle.rsqrt(var + self._epsilon) * self.weight
-        return (centred * scale.reshape([c, 1]) + self.bias.reshape([c, 1])).reshape([n, c, h, w])
+        return (centred * scale.reshape(per_channel) + self.bias.reshape(per_channel)).reshape(x.shape)
 
     def _update_running(self, mean, var):
         ops.update_running(self, mean, var)
@@ -96,16 +105,20 @@ def use_penalty_batchnorm(model, fused: bool = False) -> int:
     return n
 
 
-def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool, note=say) -> bool:
-    """train.channels_last (`t` = cfg.train) resolved: auto = on where the convolutions run in bfloat16
-    on the operator (their numbers are not float32's anyway), never under train.to_static. note(line)
-    hears that `on` does nothing where the operator is not used (None: silent, the ranks that do not write)."""
+def channels_last_wanted(t, onednn: bool, cpu_bfloat16: bool, note=say, penalised: bool = False) -> tuple:
+    """train.channels_last (`t` = cfg.train) resolved for (G, D): auto = on where the convolutions run in
+    bfloat16 on the operator (their numbers are not float32's anyway), and for a D whose input gradient
+    is penalised (`penalised`: R1, WGAN-GP; 7-10 % faster R1 steps, its BatchNorm is the operator's own
+    anyway), never under train.to_static. note(line) hears that `on` does nothing where the operator is
+    not used (None: silent, the ranks that do not write)."""
     if t.channels_last == "on" and (t.conv == "paddle" or t.to_static):
         raise ConfigError(f"train.channels_last: on needs the oneDNN operator in dygraph (train.conv={t.conv}, "
                           f"train.to_static={str(t.to_static).lower()}); use off or auto")
     if t.channels_last == "on" and not onednn and note:  # a GPU, or train.conv=auto without the operator
         note("note: train.channels_last=on does nothing here (it is for the oneDNN operator's CPU convolutions)")
-    return onednn and not t.to_static and (t.channels_last == "on" or t.channels_last == "auto" and cpu_bfloat16)
+    if not onednn or t.to_static or t.channels_last == "off":
+        return False, False
+    return (True, True) if t.channels_last == "on" else (cpu_bfloat16, cpu_bfloat16 or penalised)
 
 
 def use_channels_last(model, low: bool = False) -> int:
@@ -116,18 +129,19 @@ def use_channels_last(model, low: bool = False) -> int:
                if hasattr(layer, "channels_last_layers"))
 
 
-def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channels_last: bool = False):
+def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channels_last: tuple = (False, False)):
     """train.conv (oneDNN convolutions, when `onednn`), train.to_static (`t` = cfg.train), when D's
-    input gradient is penalised PenaltyBatchNorm, and channels-last chains (`channels_last`, from
-    channels_last_wanted; in bfloat16 their activations are bfloat16 too, but for a penalised D: its
-    second derivative needs float32 ones), applied to G and D in place; parameters, state-dict keys and
-    optimizer state stay as they are."""
+    input gradient is penalised PenaltyBatchNorm, and channels-last chains (`channels_last`: for G and
+    for D, from channels_last_wanted; in bfloat16 their activations are bfloat16 too, but for a penalised
+    D: its second derivative needs float32 ones), applied to G and D in place; parameters, state-dict
+    keys and optimizer state stay as they are."""
     for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if penalised:
         use_penalty_batchnorm(D, fused=onednn)
-    for model in (G, D) if channels_last else ():  # (after PenaltyBatchNorm: a chain holding one stays NCHW)
-        use_channels_last(model, low=not (penalised and model is D))
+    for model, wanted in zip((G, D), channels_last):  # (after PenaltyBatchNorm: it joins chains on batchnorm.cc)
+        if wanted:
+            use_channels_last(model, low=not (penalised and model is D))
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     return G, D

@@ -13,7 +13,7 @@ same parameters, state-dict keys and results up to float rounding (tested forwar
 against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
 `batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
-(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn). `channels_last(layers)` runs a chain of
+(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn; NCHW or channels-last). `channels_last(layers)` runs a chain of
 layers on [N, H, W, C] tensors, the layout oneDNN computes in (train.channels_last); with `low`, in
 bfloat16 the activations between its layers are bfloat16 too (the convolutions write them, `bn_low.cc`
 normalises them, act.cc's activations and `to_float32` read them). In bfloat16 the weight gradients of
@@ -206,14 +206,12 @@ _LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D, LowBatchNorm
 
 def _layout_ok(layer) -> bool:
     """Whether `layer` computes the same on [N, H, W, C] tensors once its _data_format says so: the
-    operator's convolutions, BatchNorm2D (not subclasses: gan/kernels' PenaltyBatchNorm is NCHW only),
-    elementwise layers, convolutions of a model's own that run on the operator and read their
-    _data_format (nhwc_capable, e.g. the ResNet's SampledConv), and blocks that only combine such
-    layers elementwise (layout_free, e.g. the ResNet's blocks)."""
-    if type(layer) in _LAYOUT_SET + _LAYOUT_FREE + tuple(_FAST.values()):
+    operator's convolutions, BatchNorm2D, elementwise layers, layers of the package's own that read
+    their _data_format and say they can now (nhwc_capable: the ResNet's SampledConv on the operator,
+    gan/kernels' PenaltyBatchNorm on batchnorm.cc), and blocks that only combine such layers
+    elementwise (layout_free, e.g. the ResNet's blocks)."""
+    if type(layer) in _LAYOUT_SET + _LAYOUT_FREE + tuple(_FAST.values()) or getattr(layer, "nhwc_capable", False):
         return True
-    if getattr(layer, "nhwc_capable", False):
-        return getattr(layer, "dnnl", False)
     return getattr(layer, "layout_free", False) and all(_layout_ok(l) for l in layer.children())
 
 
@@ -232,8 +230,10 @@ def channels_last(layers, low: bool = False) -> bool:
     layers = list(layers)
     if not layers or not all(_layout_ok(l) for l in layers):
         return False
-    # Paddle has no bfloat16 tanh or sigmoid on the CPU: a chain holding one keeps float32 activations
-    low = low and not any(isinstance(m, (nn.Tanh, nn.Sigmoid))
+    # Paddle has no bfloat16 tanh or sigmoid on the CPU, and BatchNorms of the package's own (gan/kernels'
+    # PenaltyBatchNorm) read float32: a chain holding one keeps float32 activations
+    low = low and not any(isinstance(m, (nn.Tanh, nn.Sigmoid)) or
+                          isinstance(m, nn.BatchNorm2D) and type(m) not in (nn.BatchNorm2D, LowBatchNorm2D)
                           for layer in layers for m in layer.sublayers(include_self=True))
     if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
         return True
@@ -244,7 +244,7 @@ def channels_last(layers, low: bool = False) -> bool:
         if low and type(l) is nn.BatchNorm2D:
             l.__class__ = LowBatchNorm2D
         if low and l is not layers[-1] and (type(l) in (OneDNNConv2D, OneDNNConv2DTranspose)
-                                            or getattr(l, "nhwc_capable", False)):
+                                            or getattr(l, "dnnl_capable", False)):
             l.low_out = True
     layers[0].register_forward_pre_hook(_to_nhwc)
     layers[-1].register_forward_post_hook(_to_nchw)

@@ -5,6 +5,12 @@
 // thread: ~17 % of an R1 step, the part of it that did not get faster with a second core.
 // Built with dnnl_conv.cc by paddle_gan/ops/build.py.
 //
+// x is [N, C, H, W] (nhwc false: each channel's values in N blocks of H * W, a channel per thread) or
+// [N, H, W, C] (nhwc, a channels-last chain of ops.channels_last: M = N H W rows of C, the rows shared
+// out among the threads and their per-thread partial sums added up in thread order). The sums of a
+// channel run in the same order in both layouts' own loops, so float32 NCHW results do not depend on
+// the pool's size; NHWC ones do (as oneDNN's).
+//
 // Per channel, over its M = N * H * W values (sums in double):
 //   mu = mean(x), var = mean((x - mu)^2) (biased, as Paddle's kernel), r = 1 / sqrt(var + eps),
 //   xh = (x - mu) r, y = gamma xh + beta.
@@ -21,18 +27,20 @@
 #include <vector>
 
 #include "paddle/extension.h"
+#include "simd.h"  // on_rows, total
 
 namespace {
 
 struct Shape {
   int64_t n, c, hw;
+  bool nhwc;
 };
 
-Shape shape_of(const paddle::Tensor& x) {
+Shape shape_of(const paddle::Tensor& x, bool nhwc) {
   const auto s = x.shape();
-  PD_CHECK(s.size() == 4, "fast_bn: x must be [N, C, H, W]");
+  PD_CHECK(s.size() == 4, "fast_bn: x must be [N, C, H, W] or [N, H, W, C]");
   PD_CHECK(x.is_cpu() && x.dtype() == paddle::DataType::FLOAT32, "fast_bn: x must be a float32 CPU tensor");
-  return {s[0], s[1], s[2] * s[3]};
+  return nhwc ? Shape{s[0], s[3], s[1] * s[2], true} : Shape{s[0], s[1], s[2] * s[3], false};
 }
 
 const float* ptr(const paddle::Tensor& t, const Shape& s, const char* what) {
@@ -55,7 +63,7 @@ paddle::Tensor like(const std::vector<int64_t>& shape) {
   return paddle::empty(shape, paddle::DataType::FLOAT32, paddle::CPUPlace());
 }
 
-// f(i) for every index i of channel k (its N blocks of H * W values)
+// f(i) for every index i of channel k in NCHW (its N blocks of H * W values)
 template <class F>
 void each(const Shape& s, int64_t k, F f) {
   for (int64_t i = 0; i < s.n; ++i) {
@@ -64,25 +72,78 @@ void each(const Shape& s, int64_t k, F f) {
   }
 }
 
-// mean, biased variance and 1 / sqrt(var + eps) of channel k. The backward passes compute them again
-// from x rather than take the forward's outputs: then the backward's only inputs are x, gamma and dy,
-// and the second derivative owes gradients to those three alone (see the end of the file)
-void stats(const float* x, const Shape& s, int64_t k, float eps, double* mu, double* var, double* r) {
+// f(i, k) for every value: index i, channel k
+template <class F>
+void each_value(const Shape& s, F f) {
+  if (!s.nhwc) {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < s.c; ++k) each(s, k, [&](int64_t i) { f(i, k); });
+    return;
+  }
+  const int64_t rows = s.n * s.hw;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < s.c; ++k) f(r * s.c + k, k);
+}
+
+// J sums per channel: out[j * C + k] = the sum over channel k's values i of the j-th of f(i, k, v)'s
+// J values v[0..J)
+template <int J, class F>
+std::vector<double> channel_sums(const Shape& s, F f) {
+  if (!s.nhwc) {
+    std::vector<double> out(J * s.c, 0.0);
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < s.c; ++k) {
+      double acc[J] = {};
+      each(s, k, [&](int64_t i) {
+        double v[J];
+        f(i, k, v);
+        for (int j = 0; j < J; ++j) acc[j] += v[j];
+      });
+      for (int j = 0; j < J; ++j) out[j * s.c + k] = acc[j];
+    }
+    return out;
+  }
+  const int64_t C = s.c;
+  const int threads = pool_size();
+  std::vector<double> part(size_t(threads) * J * C, 0.0);
+  on_rows(s.n * s.hw, [&](int64_t r0, int64_t r1, int t) {
+    double* acc = part.data() + size_t(t) * J * C;
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t k = 0; k < C; ++k) {
+        double v[J];
+        f(r * C + k, k, v);
+        for (int j = 0; j < J; ++j) acc[j * C + k] += v[j];
+      }
+  });
+  return total(part, threads, J * C);
+}
+
+// Per channel: the mean, the biased variance and 1 / sqrt(var + eps). The backward passes compute them
+// again from x rather than take the forward's outputs: then the backward's only inputs are x, gamma and
+// dy, and the second derivative owes gradients to those three alone (see the end of the file)
+struct Stats {
+  std::vector<double> mu, var, r;
+};
+
+Stats stats(const float* x, const Shape& s, float eps) {
   const double M = static_cast<double>(s.n * s.hw);
-  double sum = 0.0, sq = 0.0;
-  each(s, k, [&](int64_t i) { sum += x[i]; });
-  const double m = sum / M;
-  each(s, k, [&](int64_t i) { sq += (x[i] - m) * (x[i] - m); });
-  *mu = m;
-  *var = sq / M;
-  *r = 1.0 / std::sqrt(*var + eps);
+  Stats st{channel_sums<1>(s, [&](int64_t i, int64_t, double* v) { v[0] = x[i]; }), {}, {}};
+  for (auto& m : st.mu) m /= M;
+  st.var = channel_sums<1>(s, [&](int64_t i, int64_t k, double* v) { v[0] = (x[i] - st.mu[k]) * (x[i] - st.mu[k]); });
+  st.r.resize(s.c);
+  for (int64_t k = 0; k < s.c; ++k) {
+    st.var[k] /= M;
+    st.r[k] = 1.0 / std::sqrt(st.var[k] + eps);
+  }
+  return st;
 }
 
 }  // namespace
 
 std::vector<paddle::Tensor> FastBnForward(const paddle::Tensor& x, const paddle::Tensor& gamma,
-                                          const paddle::Tensor& beta, float eps) {
-  const Shape s = shape_of(x);
+                                          const paddle::Tensor& beta, float eps, bool nhwc) {
+  const Shape s = shape_of(x, nhwc);
   const float* px = x.data<float>();
   const float* pg = vec_ptr(gamma, s.c, "gamma");
   const float* pb = vec_ptr(beta, s.c, "beta");
@@ -90,21 +151,20 @@ std::vector<paddle::Tensor> FastBnForward(const paddle::Tensor& x, const paddle:
   float* py = y.data<float>();
   float* pm = mean.data<float>();
   float* pv = var.data<float>();
-#pragma omp parallel for schedule(static)
+  const Stats st = stats(px, s, eps);
+  std::vector<double> scale(s.c);
   for (int64_t k = 0; k < s.c; ++k) {
-    double mu, v, r;
-    stats(px, s, k, eps, &mu, &v, &r);
-    pm[k] = static_cast<float>(mu);
-    pv[k] = static_cast<float>(v);
-    const double scale = r * pg[k];
-    each(s, k, [&](int64_t i) { py[i] = static_cast<float>((px[i] - mu) * scale + pb[k]); });
+    pm[k] = static_cast<float>(st.mu[k]);
+    pv[k] = static_cast<float>(st.var[k]);
+    scale[k] = st.r[k] * pg[k];
   }
+  each_value(s, [&](int64_t i, int64_t k) { py[i] = static_cast<float>((px[i] - st.mu[k]) * scale[k] + pb[k]); });
   return {y, mean, var};
 }
 
 std::vector<paddle::Tensor> FastBnBackward(const paddle::Tensor& x, const paddle::Tensor& gamma,
-                                           const paddle::Tensor& dy, float eps) {
-  const Shape s = shape_of(x);
+                                           const paddle::Tensor& dy, float eps, bool nhwc) {
+  const Shape s = shape_of(x, nhwc);
   const float* px = x.data<float>();
   const float* pg = vec_ptr(gamma, s.c, "gamma");
   const float* pdy = ptr(dy, s, "the output gradient");
@@ -113,19 +173,25 @@ std::vector<paddle::Tensor> FastBnBackward(const paddle::Tensor& x, const paddle
   float* pdg = dgamma.data<float>();
   float* pdb = dbeta.data<float>();
   const double M = static_cast<double>(s.n * s.hw);
-#pragma omp parallel for schedule(static)
+  const Stats st = stats(px, s, eps);
+  const auto& mu = st.mu;
+  const auto& r = st.r;
+  // sum of g, sum of g xh
+  const auto sums = channel_sums<2>(s, [&](int64_t i, int64_t k, double* v) {
+    v[0] = pdy[i];
+    v[1] = pdy[i] * (px[i] - mu[k]) * r[k];
+  });
+  std::vector<double> a(s.c), b(s.c), gr(s.c);
   for (int64_t k = 0; k < s.c; ++k) {
-    double mu, v, r, sg = 0.0, sgx = 0.0;
-    stats(px, s, k, eps, &mu, &v, &r);
-    each(s, k, [&](int64_t i) {
-      sg += pdy[i];
-      sgx += pdy[i] * (px[i] - mu) * r;
-    });
-    const double a = sg / M, b = sgx / M, gr = pg[k] * r;
-    each(s, k, [&](int64_t i) { pdx[i] = static_cast<float>(gr * (pdy[i] - a - (px[i] - mu) * r * b)); });
-    pdg[k] = static_cast<float>(sgx);
-    pdb[k] = static_cast<float>(sg);
+    a[k] = sums[k] / M;
+    b[k] = sums[s.c + k] / M;
+    gr[k] = pg[k] * r[k];
+    pdg[k] = static_cast<float>(sums[s.c + k]);
+    pdb[k] = static_cast<float>(sums[k]);
   }
+  each_value(s, [&](int64_t i, int64_t k) {
+    pdx[i] = static_cast<float>(gr[k] * (pdy[i] - a[k] - (px[i] - mu[k]) * r[k] * b[k]));
+  });
   return {dx, dgamma, dbeta};
 }
 
@@ -133,8 +199,9 @@ std::vector<paddle::Tensor> FastBnDoubleBackward(const paddle::Tensor& x, const 
                                                  const paddle::Tensor& dy,
                                                  const paddle::optional<paddle::Tensor>& ddx,
                                                  const paddle::optional<paddle::Tensor>& ddgamma,
-                                                 const paddle::optional<paddle::Tensor>& ddbeta, float eps) {
-  const Shape s = shape_of(x);
+                                                 const paddle::optional<paddle::Tensor>& ddbeta, float eps,
+                                                 bool nhwc) {
+  const Shape s = shape_of(x, nhwc);
   const float* px = x.data<float>();
   const float* pg = vec_ptr(gamma, s.c, "gamma");
   const float* pdy = ptr(dy, s, "the output gradient");
@@ -146,34 +213,41 @@ std::vector<paddle::Tensor> FastBnDoubleBackward(const paddle::Tensor& x, const 
   float* pgg = ggamma.data<float>();
   float* pgdy = gdy.data<float>();
   const double M = static_cast<double>(s.n * s.hw);
-#pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < s.c; ++k) {
-    double mu, v, r, sg = 0.0, sgx = 0.0, sd = 0.0, sdx = 0.0, sdg = 0.0;
-    stats(px, s, k, eps, &mu, &v, &r);
-    each(s, k, [&](int64_t i) {
-      const double xh = (px[i] - mu) * r, d = pddx ? pddx[i] : 0.0;
-      sg += pdy[i];
-      sgx += pdy[i] * xh;
-      sd += d;
-      sdx += d * xh;
-      sdg += d * pdy[i];
-    });
-    const double a = sg / M, b = sgx / M, m = sd / M, p = sdx / M, q = sdg / M - a * m;
-    const double gam = pg[k], ddg = pddg ? pddg[k] : 0.0, ddb = pddb ? pddb[k] : 0.0;
-    each(s, k, [&](int64_t i) {
-      const double xh = (px[i] - mu) * r, d = pddx ? pddx[i] : 0.0, ga = pdy[i] - a;
-      pgdy[i] = static_cast<float>(gam * r * (d - m - xh * p) + ddg * xh + ddb);
-      pgx[i] = static_cast<float>(gam * r * r * (3.0 * xh * b * p - xh * q - ga * p - b * (d - m)) +
-                                  ddg * r * (ga - xh * b));
-    });
-    pgg[k] = static_cast<float>(M * r * (q - b * p));
+  const Stats st = stats(px, s, eps);
+  const auto& mu = st.mu;
+  const auto& r = st.r;
+  // sums of g, g xh, ddx, ddx xh, ddx g
+  const auto sums = channel_sums<5>(s, [&](int64_t i, int64_t k, double* v) {
+    const double xh = (px[i] - mu[k]) * r[k], d = pddx ? pddx[i] : 0.0;
+    v[0] = pdy[i];
+    v[1] = pdy[i] * xh;
+    v[2] = d;
+    v[3] = d * xh;
+    v[4] = d * pdy[i];
+  });
+  const int64_t C = s.c;
+  std::vector<double> a(C), b(C), m(C), p(C), q(C);
+  for (int64_t k = 0; k < C; ++k) {
+    a[k] = sums[k] / M;
+    b[k] = sums[C + k] / M;
+    m[k] = sums[2 * C + k] / M;
+    p[k] = sums[3 * C + k] / M;
+    q[k] = sums[4 * C + k] / M - a[k] * m[k];
+    pgg[k] = static_cast<float>(M * r[k] * (q[k] - b[k] * p[k]));
   }
+  each_value(s, [&](int64_t i, int64_t k) {
+    const double xh = (px[i] - mu[k]) * r[k], d = pddx ? pddx[i] : 0.0, ga = pdy[i] - a[k];
+    const double gam = pg[k], ddg = pddg ? pddg[k] : 0.0, ddb = pddb ? pddb[k] : 0.0, rk = r[k];
+    pgdy[i] = static_cast<float>(gam * rk * (d - m[k] - xh * p[k]) + ddg * xh + ddb);
+    pgx[i] = static_cast<float>(gam * rk * rk * (3.0 * xh * b[k] * p[k] - xh * q[k] - ga * p[k] - b[k] * (d - m[k])) +
+                                ddg * rk * (ga - xh * b[k]));
+  });
   return {gx, ggamma, gdy};
 }
 
 std::vector<std::vector<int64_t>> FastBnInferShape(const std::vector<int64_t>& x, const std::vector<int64_t>& g,
-                                                   const std::vector<int64_t>& b, float eps) {
-  return {x, {x[1]}, {x[1]}};
+                                                   const std::vector<int64_t>& b, float eps, bool nhwc) {
+  return {x, g, g};
 }
 
 std::vector<paddle::DataType> FastBnInferDtype(const paddle::DataType& x, const paddle::DataType& g,
@@ -184,7 +258,7 @@ std::vector<paddle::DataType> FastBnInferDtype(const paddle::DataType& x, const 
 PD_BUILD_OP(fast_bn)
     .Inputs({"X", "Gamma", "Beta"})
     .Outputs({"Out", "Mean", "Var"})
-    .Attrs({"eps: float"})
+    .Attrs({"eps: float", "nhwc: bool"})
     .SetKernelFn(PD_KERNEL(FastBnForward))
     .SetInferShapeFn(PD_INFER_SHAPE(FastBnInferShape))
     .SetInferDtypeFn(PD_INFER_DTYPE(FastBnInferDtype));
@@ -192,7 +266,7 @@ PD_BUILD_OP(fast_bn)
 PD_BUILD_GRAD_OP(fast_bn)
     .Inputs({"X", "Gamma", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("Gamma"), paddle::Grad("Beta")})
-    .Attrs({"eps: float"})
+    .Attrs({"eps: float", "nhwc: bool"})
     .SetKernelFn(PD_KERNEL(FastBnBackward));
 
 // every input of the backward gets its gradient (an input left out cut the layers below it off a
@@ -202,5 +276,5 @@ PD_BUILD_DOUBLE_GRAD_OP(fast_bn)
              paddle::Optional(paddle::Grad(paddle::Grad("Gamma"))),
              paddle::Optional(paddle::Grad(paddle::Grad("Beta")))})
     .Outputs({paddle::Grad("X"), paddle::Grad("Gamma"), paddle::Grad(paddle::Grad("Out"))})
-    .Attrs({"eps: float"})
+    .Attrs({"eps: float", "nhwc: bool"})
     .SetKernelFn(PD_KERNEL(FastBnDoubleBackward));

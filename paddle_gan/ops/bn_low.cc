@@ -14,11 +14,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "simd.h"  // KERNEL, load / store of float32 and bfloat16
+#include "simd.h"  // KERNEL, load / store of float32 and bfloat16, on_rows
 #include "paddle/extension.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace {
 
@@ -94,36 +91,6 @@ KERNEL void input_grad_rows(const bf16* x, const bf16* g, int64_t r0, int64_t r1
       const float xh = (load(x, i) - mean[k]) * r[k];
       store(dx, i, gr[k] * (load(g, i) - a[k] - xh * b[k]));
     }
-}
-
-int pool_size() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-// f(thread's first row, its end, thread index) on every thread of the pool, the M rows shared out
-template <class F>
-void on_rows(int64_t M, F f) {
-#pragma omp parallel num_threads(pool_size())
-  {
-    int t = 0, n = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    n = omp_get_num_threads();
-#endif
-    f(M * t / n, M * (t + 1) / n, t);
-  }
-}
-
-// the per-thread partial sums (threads x width doubles) added up into width doubles
-std::vector<double> total(const std::vector<double>& part, int threads, int64_t width) {
-  std::vector<double> out(width, 0.0);
-  for (int t = 0; t < threads; ++t)
-    for (int64_t k = 0; k < width; ++k) out[k] += part[size_t(t) * width + k];
-  return out;
 }
 
 }  // namespace

@@ -44,7 +44,10 @@ class SampledConv(nn.Conv2D):
     after it, computed as one stride-2 (transposed) convolution."""
     dnnl_capable = True  # ops.use_onednn sets dnnl: run it on the oneDNN operator
     dnnl = False
-    nhwc_capable = True  # on the operator it reads _data_format (ops.channels_last)
+
+    @property
+    def nhwc_capable(self) -> bool:  # on the operator it reads _data_format (ops.channels_last)
+        return self.dnnl
 
     def __init__(self, c_in: int, c_out: int, k: int, up: bool):
         super().__init__(c_in, c_out, k, 1, k // 2)

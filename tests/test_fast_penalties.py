@@ -207,3 +207,39 @@ def test_the_resnets_pytorch_peer_computes_the_same(size):
         want = net(paddle.to_tensor(x)).numpy()
         got = peer(torch.from_numpy(x)).detach().numpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_a_penalty_gives_the_same_gradients_without_the_first_derivatives_weight_gradients(norm):
+    """ops.inputs_only() around the penalty's paddle.grad (losses.input_gradient_squares): the operator's
+    backward leaves D's weight and bias gradients out there; x's gradient, the penalty and its gradient
+    into every weight of D are exactly those computed with them (a DCGAN D on the operator, with
+    BatchNorm on batchnorm.cc, and without: biases inside the primitive); the flag is restored after."""
+    from paddle_gan import ops
+    from paddle_gan.gan.kernels import use_penalty_batchnorm
+    from paddle_gan.gan.losses import input_gradient_squares
+    from paddle_gan.gan.models.dcgan import DCGANDiscriminator
+
+    paddle.seed(4)
+    D = DCGANDiscriminator(d_channels=8, norm=norm)
+    ops.use_onednn(D)
+    use_penalty_batchnorm(D, fused=True)
+    x0 = np.random.default_rng(4).standard_normal((6, 1, 32, 32)).astype("float32")
+    weights = [p for p in D.parameters() if not p.stop_gradient]
+    got = []
+    for skip in (False, True):
+        x = paddle.to_tensor(x0, stop_gradient=False)
+        out = D(x)
+        if skip:
+            squares = input_gradient_squares(out, x)
+        else:
+            (g,) = paddle.grad(out.sum(), x, create_graph=True)
+            squares = g.reshape([6, -1]).square().sum(axis=1)
+        got.append([squares.numpy()] + [t.numpy() for t in paddle.grad(squares.mean() + out.mean(), weights)])
+    assert len(got[1]) > 4
+    for a, b in zip(*got):
+        np.testing.assert_array_equal(b, a)
+    assert ops._flags().paddle_gan_inputs_only(0) == 0  # off again
+    with pytest.raises(RuntimeError), ops.inputs_only():
+        raise RuntimeError("a failing penalty")
+    assert ops._flags().paddle_gan_inputs_only(0) == 0

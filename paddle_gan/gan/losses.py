@@ -18,6 +18,7 @@ from typing import Callable
 import paddle
 import paddle.nn.functional as F
 
+from .. import ops
 from ..registry import Registry
 
 LOSSES = Registry("loss", chooser="train.loss")  # train.loss -> its AdversarialLoss
@@ -85,7 +86,8 @@ def input_gradient_squares(D_out, x):
     False before D ran on it. A sum of squares, not Paddle's p_norm: the backward of p_norm took 5 ms
     for a [64, 1024] gradient (30x this), and R1 needs the square anyway (no square root, whose
     derivative is infinite at a zero gradient)."""
-    (grad,) = paddle.grad(D_out.sum(), x, create_graph=True)
+    with ops.inputs_only():  # D's weight gradients of this first derivative are not wanted
+        (grad,) = paddle.grad(D_out.sum(), x, create_graph=True)
     return grad.reshape([grad.shape[0], -1]).square().sum(axis=1)
 
 

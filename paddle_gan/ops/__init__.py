@@ -65,6 +65,42 @@ def bfloat16(on: bool = True):
         _bfloat16[0] = before
 
 
+@contextlib.contextmanager
+def inputs_only():
+    """Backward passes started inside the block (on this thread) compute the operator's convolutions'
+    input gradients only, not their weights' and biases' (those come back uninitialised): for
+    paddle.grad(out, x) of a gradient penalty, which reads x's gradient alone and would otherwise pay
+    for a weight gradient per layer that Paddle throws away (PyTorch's autograd.grad skips them).
+    Only where x's gradient does not flow through a convolution's weight (D's weights are parameters;
+    StyleGAN2's modulated weights of G depend on w: not for path length). Does nothing before the
+    operator is loaded (then no convolution runs on it)."""
+    from . import build
+
+    if build._op is None:
+        yield
+        return
+    lib = _flags()
+    before = lib.paddle_gan_inputs_only(1)
+    try:
+        yield
+    finally:
+        lib.paddle_gan_inputs_only(before)
+
+
+_lib = []
+
+
+def _flags():
+    """The loaded operator library through ctypes (the same handle Paddle loaded: its thread-local flag)."""
+    if not _lib:
+        import ctypes
+
+        from .build import library_path
+
+        _lib.append(ctypes.CDLL(library_path()))
+    return _lib[0]
+
+
 def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False,
          nhwc: bool = False, low_out: bool = False):
     """A (transposed) convolution on the operator: x [N, Cin, H, W], weight as Paddle lays it out

@@ -115,6 +115,11 @@ def _build(build: str, announce) -> object:
     return op
 
 
+def library_path() -> str:
+    """Where load()'s library is (for ctypes: the same file, so the same loaded copy)."""
+    return os.path.join(_build_dir(), NAME, NAME + ".so")
+
+
 def _forget_stub(build: str) -> None:
     """Paddle writes a small Python stub per process next to the library and removes it only at a
     normal exit; a killed process leaves it behind. The module is imported by now: remove ours."""

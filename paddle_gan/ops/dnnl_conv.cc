@@ -302,6 +302,22 @@ std::vector<paddle::Tensor> fwd(const paddle::Tensor& x, const paddle::Tensor& w
   return {y};
 }
 
+// Set on this thread by ops.inputs_only() around a paddle.grad(D(x), x) that reads x's gradient alone
+// (a gradient penalty's first derivative): backward passes then leave the weights' and biases' gradients
+// out, as PyTorch's autograd.grad does by its output mask. Paddle's engine tells a custom operator's
+// backward nothing of which of its outputs are wanted.
+thread_local bool inputs_only = false;
+
+}  // namespace
+
+extern "C" int paddle_gan_inputs_only(int on) {
+  const int before = inputs_only;
+  inputs_only = on != 0;
+  return before;
+}
+
+namespace {
+
 // need_dx / need_dw are known when the forward runs (x or the weight may not require a gradient,
 // e.g. real images, or D's frozen weights in the G step); a gradient nobody reads is not computed
 // and comes back uninitialised.
@@ -315,7 +331,7 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
   Staged xs(P.src, any_ptr(x)), g(P.dst, any_ptr(dy));
   if (need_dx) backward_data(P, g, ptr(w), any_ptr(dx));
-  if (need_dw || bias) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
+  if ((need_dw || bias) && !inputs_only) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
   strm().wait();
   if (bias) return {dx, dw, db};
   return {dx, dw};

@@ -243,3 +243,28 @@ def test_a_penalty_gives_the_same_gradients_without_the_first_derivatives_weight
     with pytest.raises(RuntimeError), ops.inputs_only():
         raise RuntimeError("a failing penalty")
     assert ops._flags().paddle_gan_inputs_only(0) == 0
+
+
+@pytest.mark.parametrize("where", ["none", "first", "last"])
+def test_a_zero_output_gradient_gives_zero_gradients_and_one_value_is_enough_to_count(where):
+    """The operator's backward on a gradient of zeros (what a penalty's second derivative sends back into
+    the forward graph of D(x_hat)) gives exact zeros for x, the weight and the bias without running a
+    primitive; negative zeros count as zeros; one nonzero value anywhere gives Paddle's gradients."""
+    from paddle_gan import ops
+
+    rng = np.random.default_rng(5)
+    x0 = rng.standard_normal((3, 4, 8, 8)).astype("float32")
+    w0 = rng.standard_normal((6, 4, 4, 4)).astype("float32")
+    b0 = rng.standard_normal(6).astype("float32")
+    g0 = np.zeros((3, 6, 4, 4), "float32")
+    g0[0, 1, 2] = -0.0
+    if where != "none":
+        g0[(0, 0, 0, 0) if where == "first" else (2, 5, 3, 3)] = 0.75
+    got = []
+    for fast in (False, True):
+        x, w, b = (paddle.to_tensor(a, stop_gradient=False) for a in (x0, w0, b0))
+        y = ops.conv(x, w, b, 2, 1) if fast else paddle.nn.functional.conv2d(x, w, b, stride=2, padding=1)
+        got.append([t.numpy() for t in paddle.grad(y, [x, w, b], paddle.to_tensor(g0))])
+    for ref, fast in zip(*got):
+        np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6)
+        assert (where == "none") == (not fast.any())

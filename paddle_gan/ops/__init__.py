@@ -112,7 +112,7 @@ def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, 
     # reused for inputs that do and do not need gradients, so there both are always computed.
     dynamic = paddle.in_dynamic_mode()
     need_dx = not x.stop_gradient or not dynamic
-    need_dw = not weight.stop_gradient or not dynamic
+    need_dw = not weight.stop_gradient or bias is not None and not bias.stop_gradient or not dynamic  # (and db)
     low = _bfloat16[0]
     low_out = low and low_out
     if bias is None:

@@ -20,6 +20,7 @@
 // matrix product instead (gemm_bwdw.cc, chosen by gemm_weights below). A penalty on D's input gradient sends
 // ddx only, so ddW is optional (and the grad of x is then zero).
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -318,9 +319,32 @@ extern "C" int paddle_gan_inputs_only(int on) {
 
 namespace {
 
-// need_dx / need_dw are known when the forward runs (x or the weight may not require a gradient,
+// Whether every value of t is zero (+0 or -0, float32 or bfloat16), looking no further than its first
+// nonzero value (for an ordinary gradient, its first)
+bool all_zero(const paddle::Tensor& t) {
+  const int64_t n = t.numel();
+  if (t.dtype() == paddle::DataType::BFLOAT16) {
+    const uint16_t* p = static_cast<const uint16_t*>(t.data());
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] & 0x7fffu) return false;
+  } else {
+    const uint32_t* p = static_cast<const uint32_t*>(t.data());
+    for (int64_t i = 0; i < n; ++i)
+      if (p[i] & 0x7fffffffu) return false;
+  }
+  return true;
+}
+
+void fill_zero(paddle::Tensor& t) {
+  std::memset(t.data(), 0, t.numel() * (t.dtype() == paddle::DataType::BFLOAT16 ? 2 : 4));
+}
+
+// need_dx / need_dw are known when the forward runs (x or the weight and bias may not require a gradient,
 // e.g. real images, or D's frozen weights in the G step); a gradient nobody reads is not computed
-// and comes back uninitialised.
+// and comes back uninitialised. A gradient of zeros gives zeros without a primitive: what a penalty's
+// second derivative sends back into the forward graph of D(x) it was taken on (a convolution's
+// double derivative owes x the gradient Bd(dy, ddW), zero without a ddW, and Paddle's engine then runs
+// that graph's whole backward on zeros: for WGAN-GP's interpolates, a backward that nothing reads).
 std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w, const paddle::Tensor& dy, int s,
                                 int p, int op, bool tr, bool need_dx, bool need_dw, bool bias, bool bf16, bool nhwc,
                                 bool low_out) {
@@ -329,10 +353,16 @@ std::vector<paddle::Tensor> bwd(const paddle::Tensor& x, const paddle::Tensor& w
            "dnnl_conv: the gradient's type differs from the output's");
   auto dx = empty_like(x.shape(), x.dtype()), dw = empty_like(w.shape());
   auto db = empty_like({bias ? (tr ? w.shape()[1] : w.shape()[0]) : 1});
-  Staged xs(P.src, any_ptr(x)), g(P.dst, any_ptr(dy));
-  if (need_dx) backward_data(P, g, ptr(w), any_ptr(dx));
-  if ((need_dw || bias) && !inputs_only) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
-  strm().wait();
+  need_dw = need_dw && !inputs_only;
+  if (all_zero(dy)) {
+    for (auto* t : {need_dx ? &dx : nullptr, need_dw ? &dw : nullptr, need_dw && bias ? &db : nullptr})
+      if (t) fill_zero(*t);
+  } else {
+    Staged xs(P.src, any_ptr(x)), g(P.dst, any_ptr(dy));
+    if (need_dx) backward_data(P, g, ptr(w), any_ptr(dx));
+    if (need_dw) backward_weights(P, xs, g, dw.data<float>(), db.data<float>());
+    strm().wait();
+  }
   if (bias) return {dx, dw, db};
   return {dx, dw};
 }

@@ -5,12 +5,16 @@
     python benchmarks/bench_train.py --cases dcgan32_b64 --steps 30 --repeats 5
     python benchmarks/bench_train.py --config configs/wgan_gp_fashion_mnist.yaml -o train.batch_size=32
     python benchmarks/bench_train.py --no-torch
+    python benchmarks/bench_train.py --cases r1_bn,wgan_gp --interleave --repeats 8
 
 Prints one JSON line per case: case, batch, paddle_img_s, torch_img_s, ratio (paddle / torch),
 paddle_peak_rss_mb, torch_peak_rss_mb, and the CPU. --rounds R runs both frameworks' processes R times
 per case, the order alternating, and reports the medians, the median of the per-round ratios and the
 rounds themselves ([paddle, torch] img/s): on a machine whose speed drifts, one pair of processes can
-be minutes apart in effect. Each framework runs each case in its own fresh
+be minutes apart in effect. --interleave keeps both frameworks' processes alive at once and has their
+timed blocks (--repeats of them, steps each) take turns, ABBA, the ratio being the median of the
+per-pair ratios: a drift lands on both alike (on these machines it moved within seconds as well).
+Each framework runs each case in its own fresh
 process, so thread settings apply as they would for a user and peak memory is not mixed. Per
 process: warm-up steps (not timed), then `repeats` timed blocks of `steps` steps; the median block
 is reported.
@@ -38,6 +42,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +105,25 @@ def _fake_stream(cfg, n=2048):
     return BatchStream(images, t.batch_size, t.seed, labels=labels if m.num_classes else None)
 
 
+_SERVE = [False]  # --interleave child: time blocks when the parent says (_serve), not on its own
+
+
+def _serve(step):
+    """An --interleave child: for each line the parent writes (a number of steps; 0 ends), run that many
+    steps and answer with one JSON line of their seconds. Returns None."""
+    for line in sys.stdin:
+        n = int(line)
+        if n <= 0:
+            break
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+
+
 def _timed(step, steps, repeats, warmup):
+    if _SERVE[0]:
+        return _serve(step)
     for _ in range(warmup):
         step()
     blocks = []
@@ -385,13 +408,69 @@ def matmul_roof(dtype: str = "float32", n: int = 2048) -> float:
 def child(framework, spec, loader, batch, steps, repeats, warmup):
     seconds = (run_paddle if framework == "paddle" else run_torch)(spec, loader, steps, repeats, warmup)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"img_s": steps * batch / seconds, "peak_rss_mb": rss_mb}))
+    print(json.dumps({"img_s": steps * batch / seconds if seconds else None, "peak_rss_mb": rss_mb}))
+
+
+def _child_cmd(framework, name, spec, args, steps, serve=False):
+    return [sys.executable, os.path.abspath(__file__), "--child", framework, "--name", name, "--config", spec[0],
+            "--steps", str(steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup)] + (
+        ["--serve"] if serve else []) + ["-o", *spec[1]]
+
+
+def _answer(proc, err, what: str) -> dict:
+    """The next JSON line a child prints (anything else it prints is skipped); `err`: its stderr file."""
+    for line in iter(proc.stdout.readline, ""):
+        if line.startswith("{"):
+            return json.loads(line)
+    proc.wait()
+    err.seek(0)
+    raise RuntimeError(f"{what} failed:\n{err.read()[-2000:]}")
+
+
+def measure_interleaved(frameworks, name, spec, args) -> dict:
+    """Both frameworks' processes alive at once, each built and warmed up, then timed blocks of `steps`
+    steps taking turns (ABBA...: the order alternates every pair), so that a drift of the machine's
+    speed lands on both alike. Returns {framework: {"img_s": [per block], "peak_rss_mb"}}."""
+    steps = args.steps or DEFAULT_STEPS.get(name, 20)
+    batch = _cfg(spec).train.batch_size
+    errs = {fw: tempfile.TemporaryFile("w+") for fw in frameworks}
+    procs = {fw: subprocess.Popen(_child_cmd(fw, name, spec, args, steps, serve=True), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=errs[fw], text=True, cwd=REPO)
+             for fw in frameworks}
+
+    def ask(fw, n):
+        try:
+            procs[fw].stdin.write(f"{n}\n")
+            procs[fw].stdin.flush()
+        except BrokenPipeError:  # it has ended: _answer says why
+            pass
+        return _answer(procs[fw], errs[fw], f"{fw} {name}")
+
+    def run(fw, n):
+        seconds = ask(fw, n)["seconds"]
+        time.sleep(0.5)  # the idle side's OpenMP threads stop spinning before the other side's block
+        return seconds
+
+    try:
+        for fw in frameworks:  # one after the other: the second's start-up overlaps only the first's warm-up
+            run(fw, max(1, args.warmup))
+        out = {fw: {"img_s": []} for fw in frameworks}
+        for r in range(args.repeats):
+            for fw in frameworks if r % 2 == 0 else frameworks[::-1]:
+                out[fw]["img_s"].append(steps * batch / run(fw, steps))
+        for fw in frameworks:
+            out[fw]["peak_rss_mb"] = ask(fw, 0)["peak_rss_mb"]
+        return out
+    finally:
+        for fw, proc in procs.items():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            errs[fw].close()
 
 
 def measure(framework, name, spec, args):
-    steps = args.steps or DEFAULT_STEPS.get(name, 20)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, "--name", name, "--config", spec[0],
-           "--steps", str(steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup), "-o", *spec[1]]
+    cmd = _child_cmd(framework, name, spec, args, args.steps or DEFAULT_STEPS.get(name, 20))
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if p.returncode != 0:
         raise RuntimeError(f"{framework} {name} failed:\n{p.stderr[-2000:]}")
@@ -416,7 +495,12 @@ def main(argv=None) -> int:
                    help="per case, this many rounds of both frameworks' processes, the order alternating; "
                         "medians and the median per-round ratio are reported (the machine's speed drifts "
                         "between processes minutes apart)")
+    p.add_argument("--interleave", action="store_true",
+                   help="both frameworks' processes alive at once, their timed blocks (--repeats of them) taking "
+                        "turns: img/s are the medians of the blocks, the ratio the median of the per-pair ratios "
+                        "(for machines whose speed drifts within minutes; with --rounds, fresh pairs of processes)")
     p.add_argument("--child", choices=["paddle", "torch"], help=argparse.SUPPRESS)
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
     p.add_argument("--roof", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -424,6 +508,7 @@ def main(argv=None) -> int:
         print(matmul_roof())
         return 0
     if args.child:
+        _SERVE[0] = args.serve
         spec = (args.config, args.override)
         cfg = _cfg(spec)
         child(args.child, spec, args.name == "loader", cfg.train.batch_size,
@@ -447,7 +532,18 @@ def main(argv=None) -> int:
         peer = have_torch and not cfg.model.num_classes and not cfg.train.diffaug
         runs = {"paddle": [], "torch": []}
         for r in range(max(1, args.rounds)):
-            for fw in ("paddle", "torch") if r % 2 == 0 else ("torch", "paddle"):
+            order = ("paddle", "torch") if r % 2 == 0 else ("torch", "paddle")
+            if args.interleave:  # one row per block: [paddle, torch]
+                try:
+                    blocks = measure_interleaved(order if peer else ("paddle",), name, spec, args)
+                except RuntimeError as e:
+                    if not peer or "no torch mirror" not in str(e):
+                        raise
+                    peer, blocks = False, measure_interleaved(("paddle",), name, spec, args)
+                for fw, got in blocks.items():
+                    runs[fw] += [{"img_s": v, "peak_rss_mb": got["peak_rss_mb"]} for v in got["img_s"]]
+                continue
+            for fw in order:
                 if fw == "torch" and not peer:
                     continue
                 try:
@@ -468,7 +564,7 @@ def main(argv=None) -> int:
                           "torch_peak_rss_mb": round(th["peak_rss_mb"]) if th else None,
                           **({"rounds": [[round(a["img_s"], 1), round(b["img_s"], 1) if b else None] for a, b in
                                          zip(runs["paddle"], runs["torch"] or [None] * len(runs["paddle"]))]}
-                             if args.rounds > 1 else {}),
+                             if args.rounds > 1 or args.interleave else {}),
                           "cpu": cpu_name()}),
               flush=True)
     return 0

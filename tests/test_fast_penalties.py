@@ -209,6 +209,27 @@ def test_the_resnets_pytorch_peer_computes_the_same(size):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
 
 
+def test_the_benchmark_interleaves_its_timed_blocks(capsys, monkeypatch):
+    """bench_train.py --interleave (how the penalties' cases were measured): a child serves timed blocks
+    on the parent's word, one JSON line each; a child that fails says why in one error."""
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(CONFIGS), "benchmarks"))
+    import bench_train
+
+    tiny = ["model.g_channels=8", "model.d_channels=8", "train.r1_gamma=10"]
+    assert bench_train.main(["--config", os.path.join(CONFIGS, "quickstart.yaml"), "-o", *tiny, "--interleave",
+                             "--steps", "1", "--repeats", "3", "--warmup", "1", "--no-torch"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["paddle_img_s"] > 0 and row["torch_img_s"] is None
+    assert len(row["rounds"]) == 3 and all(p > 0 and t is None for p, t in row["rounds"])
+    monkeypatch.setattr(bench_train, "_child_cmd", lambda *a, **k: [sys.executable, "-c", "raise SystemExit('boom')"])
+    with pytest.raises(RuntimeError, match="(?s)paddle .* failed.*boom"):
+        bench_train.main(["--config", os.path.join(CONFIGS, "quickstart.yaml"), "--interleave", "--steps", "1",
+                          "--repeats", "1", "--no-torch"])
+
+
 @pytest.mark.parametrize("norm", ["batch", "none"])
 def test_a_penalty_gives_the_same_gradients_without_the_first_derivatives_weight_gradients(norm):
     """ops.inputs_only() around the penalty's paddle.grad (losses.input_gradient_squares): the operator's

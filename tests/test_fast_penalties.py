@@ -289,3 +289,13 @@ def test_a_zero_output_gradient_gives_zero_gradients_and_one_value_is_enough_to_
     for ref, fast in zip(*got):
         np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6)
         assert (where == "none") == (not fast.any())
+
+
+def test_to_static_with_a_penalty_is_one_line(tmp_path, capsys):
+    """train.to_static with R1: Paddle's static graph cannot take the penalty's second derivative (it
+    failed with the operator's convolutions and with Paddle's): one error line, nothing written."""
+    args = ["-c", os.path.join(CONFIGS, "quickstart.yaml"), "-o", *TINY, "data.split=test", "train.steps=2",
+            "train.r1_gamma=10", "train.to_static=true"]
+    assert tool("train", "--output", str(tmp_path / "run"), *args) != 0
+    assert "train.to_static: not with a gradient penalty" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -135,6 +135,9 @@ def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channel
     for D, from channels_last_wanted; in bfloat16 their activations are bfloat16 too, but for a penalised
     D: its second derivative needs float32 ones), applied to G and D in place; parameters, state-dict
     keys and optimizer state stay as they are."""
+    if t.to_static and penalised:  # (seen with the operator's and with Paddle's convolutions, Paddle 3.3 on a CPU)
+        raise ConfigError("train.to_static: not with a gradient penalty (R1, WGAN-GP): their second derivative fails "
+                          "in Paddle's static graphs; use train.to_static=false")
     for model in (G, D) if onednn else ():
         ops.use_onednn(model)
     if penalised:

@@ -28,6 +28,7 @@ class OpsError(RuntimeError):
 
 _op = None
 _why_not: str | None = None
+_loaded_from: str | None = None  # the library file load() loaded
 
 
 def _libdnnl() -> str:
@@ -116,8 +117,10 @@ def _build(build: str, announce) -> object:
 
 
 def library_path() -> str:
-    """Where load()'s library is (for ctypes: the same file, so the same loaded copy)."""
-    return os.path.join(_build_dir(), NAME, NAME + ".so")
+    """Where load()'s library is (for ctypes: the same file, so the same loaded copy), as load() found it:
+    sources edited after that (a git pull during a run) do not move it."""
+    load()
+    return _loaded_from
 
 
 def _forget_stub(build: str) -> None:
@@ -195,7 +198,7 @@ def _reason_unavailable() -> str | None:
 def load(announce=None):
     """The compiled operator module; builds it on first use (saying so through `announce`, if
     given, as that takes ~20 s). Raises OpsError with the reason."""
-    global _op, _why_not
+    global _op, _why_not, _loaded_from
     if _op is not None:
         return _op
     if _why_not is None:
@@ -223,6 +226,7 @@ def load(announce=None):
             _op = _build(build, announce)
     if _op is None:
         raise OpsError(_why_not)
+    _loaded_from = os.path.join(build, NAME, NAME + ".so")
     return _op
 
 

@@ -141,10 +141,11 @@ def test_the_composed_batchnorms_gradient_of_a_penalty_against_finite_difference
                          ids=["r1", "wgan_gp"])
 def test_penalised_runs_with_batchnorm_follow_paddles_batchnorm(tmp_path, monkeypatch, config, extra):
     """24 steps of a penalised run with BatchNorm in D on the fast path (the operator's BatchNorm, D
-    channels-last: train.channels_last=auto) and on Paddle's own in NCHW (switched off here): the losses agree to 1e-5 at the first step and to 5 % over all
-    24. Float rounding (~1e-7 relative) grows as a GAN amplifies it, by chance: measured on these runs,
-    the operator against Paddle's kernel reached 3e-2 by step 7 with seed 0 and 2e-5 by step 24 with
-    seed 1, the composed BatchNorm against Paddle's 2e-4 by step 21 with seed 2."""
+    channels-last: train.channels_last=auto) and on Paddle's own in NCHW (switched off here): the losses
+    agree to 1e-5 at the first step and to 5 % over all 24. Float rounding (~1e-7 relative) grows as a
+    GAN amplifies it, by chance: measured on these runs, the operator against Paddle's kernel reached
+    3e-2 by step 7 with seed 0 and 2e-5 by step 24 with seed 1, the composed BatchNorm against Paddle's
+    2e-4 by step 21 with seed 2."""
     from paddle_gan.gan import kernels
 
     args = ["-c", os.path.join(CONFIGS, config), "-o", *TINY, "data.split=test", "model.g_channels=8",

@@ -22,7 +22,8 @@ declare("train", "kernels",
         channels_last=Key("auto", "run the convolutions of models that offer it (DCGAN, the ResNet) on [N, H, W, C] "
                                   "tensors with the oneDNN operator, without a layout reorder around each: on | off | "
                                   "auto = on in bfloat16 on a CPU and for a D whose input gradient is penalised (R1, "
-                                  "WGAN-GP), else off (float32 runs keep their numbers bit for bit)", choices=("auto", "on", "off")))
+                                  "WGAN-GP), else off (float32 runs keep their numbers bit for bit)",
+                          choices=("auto", "on", "off")))
 
 
 def use_onednn_convs(choice: str, quiet: bool = False, note_fallback: bool = True) -> bool:

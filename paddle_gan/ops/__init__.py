@@ -13,20 +13,23 @@ same parameters, state-dict keys and results up to float rounding (tested forwar
 against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
 `batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
-(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn; NCHW or channels-last). `channels_last(layers)` runs a chain of
-layers on [N, H, W, C] tensors, the layout oneDNN computes in (train.channels_last); with `low`, in
-bfloat16 the activations between its layers are bfloat16 too (the convolutions write them, `bn_low.cc`
-normalises them, act.cc's activations and `to_float32` read them). In bfloat16 the weight gradients of
+(gan/kernels.py's PenaltyBatchNorm, through load().fast_bn; NCHW or channels-last).
+`channels_last(layers)` runs a chain of layers on [N, H, W, C] tensors, the layout oneDNN computes in
+(train.channels_last); with `low`, in bfloat16 the activations between its layers are bfloat16 too (the
+convolutions write them, `bn_low.cc` normalises them, act.cc's activations and `to_float32` read them). In bfloat16 the weight gradients of
 small maps are one matrix product each (`gemm_bwdw.cc`).
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from . import build
 from .build import INCLUDE, NAME, OpsError, header_version, load, quiet_fds, runtime_version  # noqa: F401
 
 def _pad(layer) -> int | None:
@@ -74,8 +77,6 @@ def inputs_only():
     Only where x's gradient does not flow through a convolution's weight (D's weights are parameters;
     StyleGAN2's modulated weights of G depend on w: not for path length). Does nothing before the
     operator is loaded (then no convolution runs on it)."""
-    from . import build
-
     if build._op is None:
         yield
         return
@@ -87,18 +88,10 @@ def inputs_only():
         lib.paddle_gan_inputs_only(before)
 
 
-_lib = []
-
-
+@functools.lru_cache(maxsize=None)
 def _flags():
-    """The loaded operator library through ctypes (the same handle Paddle loaded: its thread-local flag)."""
-    if not _lib:
-        import ctypes
-
-        from .build import library_path
-
-        _lib.append(ctypes.CDLL(library_path()))
-    return _lib[0]
+    """The loaded operator library through ctypes (the same copy Paddle loaded: its thread-local flag)."""
+    return ctypes.CDLL(build.library_path())
 
 
 def conv(x, weight, bias=None, stride: int = 1, pad: int = 0, out_pad: int = 0, transposed: bool = False,

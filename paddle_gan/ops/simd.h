@@ -1,10 +1,10 @@
-// What the elementwise operators (act.cc, bn_low.cc, batchnorm.cc) share: KERNEL, a loop compiled for AVX-512, AVX2 and
-// the baseline x86-64, the one this CPU runs picked when the library loads (the package builds without
-// -march: a cached build may meet another CPU; GCC's target_clones); and bfloat16 values as they read and
-// write them, widened to float32 exactly and narrowed back rounding to nearest even (NaN stays NaN), as
-// oneDNN and PyTorch convert. Elementwise float32 results do not depend on the vector width. And on_rows,
-// rows of a [rows, C] tensor shared out among the OpenMP pool that Paddle's kernels and its oneDNN use,
-// and total, the per-thread partial sums of a channel added up in thread order.
+// What the elementwise operators (act.cc, bn_low.cc, batchnorm.cc) share: KERNEL, a loop compiled for AVX-512,
+// AVX2 and the baseline x86-64, the one this CPU runs picked when the library loads (the package builds without
+// -march: a cached build may meet another CPU; GCC's target_clones); and bfloat16 values as they read and write
+// them, widened to float32 exactly and narrowed back rounding to nearest even (NaN stays NaN), as oneDNN and
+// PyTorch convert. Elementwise float32 results do not depend on the vector width. And on_rows, rows of a [rows,
+// C] tensor shared out among the OpenMP pool that Paddle's kernels and its oneDNN use, and total, the per-thread
+// partial sums of a channel added up in thread order.
 #pragma once
 #include <cstdint>
 #include <cstring>

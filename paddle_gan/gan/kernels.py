@@ -99,7 +99,7 @@ def use_penalty_batchnorm(model, fused: bool = False) -> int:
     when `fused`); returns how many."""
     n = 0
     for layer in model.sublayers(include_self=True):
-        if type(layer) is nn.BatchNorm2D and layer._data_format == "NCHW":
+        if type(layer) in (nn.BatchNorm2D, ops.ExactBatchNorm2D) and layer._data_format == "NCHW":
             layer.__class__ = PenaltyBatchNorm
             layer.fused = fused
             n += 1
@@ -134,8 +134,9 @@ def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channel
     """train.conv (oneDNN convolutions, when `onednn`), train.to_static (`t` = cfg.train), when D's
     input gradient is penalised PenaltyBatchNorm, and channels-last chains (`channels_last`: for G and
     for D, from channels_last_wanted; in bfloat16 their activations are bfloat16 too, but for a penalised
-    D: its second derivative needs float32 ones), applied to G and D in place; parameters, state-dict
-    keys and optimizer state stay as they are."""
+    D: its second derivative needs float32 ones), and the plain NCHW BatchNorm2D layers left to
+    ops.ExactBatchNorm2D (Paddle's numbers on all cores; not under to_static, nor in a penalised D),
+    applied to G and D in place; parameters, state-dict keys and optimizer state stay as they are."""
     if t.to_static and penalised:  # (seen with the operator's and with Paddle's convolutions, Paddle 3.3 on a CPU)
         raise ConfigError("train.to_static: not with a gradient penalty (R1, WGAN-GP): their second derivative fails "
                           "in Paddle's static graphs; use train.to_static=false")
@@ -146,6 +147,9 @@ def apply_speed_switches(G, D, t, onednn: bool, penalised: bool = False, channel
     for model, wanted in zip((G, D), channels_last):  # (after PenaltyBatchNorm: it joins chains on batchnorm.cc)
         if wanted:
             use_channels_last(model, low=not (penalised and model is D))
+    # the BatchNorm2D layers left: Paddle's numbers on all cores (first derivative only: not in a penalised D)
+    for model in ((G,) if penalised else (G, D)) if onednn and not t.to_static else ():
+        ops.use_exact_batchnorm(model)
     if t.to_static:
         G, D = paddle.jit.to_static(G, full_graph=True), paddle.jit.to_static(D, full_graph=True)
     return G, D

@@ -12,6 +12,7 @@ must be the same oneDNN major.minor: load() checks that before it builds anythin
 same parameters, state-dict keys and results up to float rounding (tested forward and backward
 against the Paddle layers), so checkpoints do not care which path trained them. Its ReLU and
 LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's kernels, on all cores.
+`bn_exact.cc` is Paddle's float32 training BatchNorm on all cores with Paddle's numbers (exact_bn.py).
 `batchnorm.cc` is the training-mode BatchNorm with a fast second derivative that penalised runs use
 (gan/kernels.py's PenaltyBatchNorm, through load().fast_bn; NCHW or channels-last).
 `channels_last(layers)` runs a chain of layers on [N, H, W, C] tensors, the layout oneDNN computes in
@@ -31,6 +32,7 @@ import paddle.nn.functional as F
 
 from . import build
 from .build import INCLUDE, NAME, OpsError, header_version, load, quiet_fds, runtime_version  # noqa: F401
+from .exact_bn import ExactBatchNorm2D, matches_paddle, use_exact_batchnorm  # noqa: F401
 
 def _pad(layer) -> int | None:
     p = layer._padding
@@ -230,7 +232,8 @@ class LowBatchNorm2D(nn.BatchNorm2D):
 _LAYOUT_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout)  # elementwise: any layout
 
 
-_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, nn.BatchNorm2D, LowBatchNorm2D)  # told by their _data_format
+_PLAIN_BN = (nn.BatchNorm2D, ExactBatchNorm2D)  # Paddle's numbers (ExactBatchNorm2D: NCHW training on bn_exact.cc)
+_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, *_PLAIN_BN, LowBatchNorm2D)  # told by their _data_format
 
 
 def _layout_ok(layer) -> bool:
@@ -262,7 +265,7 @@ def channels_last(layers, low: bool = False) -> bool:
     # Paddle has no bfloat16 tanh or sigmoid on the CPU, and BatchNorms of the package's own (gan/kernels'
     # PenaltyBatchNorm) read float32: a chain holding one keeps float32 activations
     low = low and not any(isinstance(m, (nn.Tanh, nn.Sigmoid)) or
-                          isinstance(m, nn.BatchNorm2D) and type(m) not in (nn.BatchNorm2D, LowBatchNorm2D)
+                          isinstance(m, nn.BatchNorm2D) and type(m) not in (*_PLAIN_BN, LowBatchNorm2D)
                           for layer in layers for m in layer.sublayers(include_self=True))
     if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
         return True
@@ -270,7 +273,7 @@ def channels_last(layers, low: bool = False) -> bool:
     for l in (m for layer in layers for m in layer.sublayers(include_self=True)):
         if isinstance(l, _LAYOUT_SET) or getattr(l, "nhwc_capable", False):
             l._data_format = "NHWC"
-        if low and type(l) is nn.BatchNorm2D:
+        if low and type(l) in _PLAIN_BN:
             l.__class__ = LowBatchNorm2D
         if low and l is not layers[-1] and (type(l) in (OneDNNConv2D, OneDNNConv2DTranspose)
                                             or getattr(l, "dnnl_capable", False)):

@@ -1,6 +1,6 @@
-"""Building and loading the operators (dnnl_conv.cc, act.cc, batchnorm.cc): compiled on first use with
-g++ against the wheel's own libdnnl.so.3 and the vendored headers, built in a temporary folder and
-renamed into place once complete, and a cached build trusted only once it loads."""
+"""Building and loading the operators (dnnl_conv.cc and the other .cc files here): compiled on first use with
+g++ against the wheel's own libdnnl.so.3 and the vendored headers, built in a temporary folder and renamed
+into place once complete, and a cached build trusted only once it loads."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +17,8 @@ import paddle
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "dnnl_conv.cc")
-SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("gemm_bwdw.cc", "act.cc", "batchnorm.cc", "bn_low.cc")]
+SOURCES = [SOURCE] + [os.path.join(HERE, f) for f in ("gemm_bwdw.cc", "act.cc", "batchnorm.cc", "bn_low.cc",
+                                                       "bn_exact.cc")]
 HEADERS = [os.path.join(HERE, "simd.h")]  # included by the sources
 INCLUDE = os.path.join(HERE, "third_party", "onednn", "include")
 

@@ -28,10 +28,25 @@ def _pair(c, momentum=0.9, epsilon=1e-5, seed=0):
     return ref, fast
 
 
+@pytest.fixture
+def calls(monkeypatch):
+    """How many times ExactBatchNorm2D took bn_exact.cc (so no test passes on BatchNorm2D's own forward)."""
+    n = [0]
+    real = exact_bn.exact_batch_norm
+
+    def counted(*args):
+        n[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(exact_bn, "exact_batch_norm", counted)
+    return n
+
+
 @pytest.mark.parametrize("shape", [(64, 64, 16, 16), (64, 128, 8, 8), (64, 256, 4, 4),  # DCGAN-32's
-                                   (7, 20, 4, 4), (3, 13, 7, 7), (5, 9, 3, 1), (6, 11, 1, 1), (2, 8, 5, 5)])
+                                   (7, 20, 4, 4), (3, 13, 7, 7), (5, 9, 3, 1), (6, 11, 1, 1), (2, 8, 5, 5),
+                                   (4, 8, 3, 4), (3, 17, 6, 2)])
 @pytest.mark.parametrize("momentum, epsilon", [(0.9, 1e-5), (0.8, 1e-3)])
-def test_three_training_steps_equal_paddles_kernel_bit_for_bit(shape, momentum, epsilon):
+def test_three_training_steps_equal_paddles_kernel_bit_for_bit(shape, momentum, epsilon, calls):
     """Output, running mean and variance (three updates in a row) and the gradients of x, weight and bias."""
     ref, fast = _pair(shape[1], momentum, epsilon)
     rng = np.random.default_rng(1)
@@ -45,6 +60,7 @@ def test_three_training_steps_equal_paddles_kernel_bit_for_bit(shape, momentum, 
             outs.append([y, *paddle.grad([y], [x, layer.weight, layer.bias], [dy]), layer._mean, layer._variance])
         for name, a, b in zip(("y", "dx", "dweight", "dbias", "running mean", "running variance"), *outs):
             assert np.array_equal(_bits(a), _bits(b)), f"{shape} step {step}: {name} differs"
+    assert calls[0] == 3
 
 
 def test_the_layers_it_leaves_to_paddles_kernel(monkeypatch):
@@ -96,12 +112,15 @@ def test_a_training_run_gives_the_weights_it_gave_on_paddles_kernel(tmp_path, mo
     """tools/train.py, the DCGAN config (BatchNorm in G and D) at small widths on the bundled images: the same
     weights, Adam states and metrics with the switch as without it."""
     switched = []
-    real = ops.use_exact_batchnorm
+    calls = [0]
+    real, real_bn = ops.use_exact_batchnorm, exact_bn.exact_batch_norm
+    monkeypatch.setattr(exact_bn, "exact_batch_norm", lambda *a: calls.__setitem__(0, calls[0] + 1) or real_bn(*a))
     monkeypatch.setattr(ops, "use_exact_batchnorm", lambda model: switched.append(real(model)) or switched[-1])
     args = ["-c", f"{CONFIGS}/dcgan_fashion_mnist.yaml", "-o", *TINY, "data.split=test", "model.g_channels=16",
             "model.d_channels=16", "train.steps=3", "train.save_every=3", "train.conv=onednn"]
     run_train(*args[:2], "--output", str(tmp_path / "exact"), *args[2:])
     assert switched and all(n > 0 for n in switched), switched  # G's and D's BatchNorm layers
+    assert calls[0] >= 3 * (3 * 2 + 3)  # per step: D's 2 layers on real, fake and in the G step; G's 3
     monkeypatch.setattr(ops, "use_exact_batchnorm", lambda model: 0)
     run_train(*args[:2], "--output", str(tmp_path / "paddle"), *args[2:])
     for name in ("G.pdparams", "D.pdparams", "G.pdopt", "D.pdopt"):
@@ -126,3 +145,15 @@ def test_the_trainer_switches_g_and_d_but_not_a_penalised_d():
         apply_speed_switches(G, D, cfg.train, onednn=True, penalised=penalised)
         kinds = [{type(m).__name__ for m in net.sublayers() if isinstance(m, nn.BatchNorm2D)} for net in (G, D)]
         assert kinds == [{"ExactBatchNorm2D"}, {"PenaltyBatchNorm" if penalised else "ExactBatchNorm2D"}]
+
+
+def test_a_static_graph_and_a_check_under_no_grad_keep_working():
+    """paddle.jit.to_static of a model in training mode uses Paddle's kernel (the operator's gradient has no
+    static shape inference), and a check first called under no_grad still compares gradients."""
+    _, fast = _pair(8)
+    static = paddle.jit.to_static(nn.Sequential(fast), full_graph=True)
+    x = paddle.to_tensor(np.random.default_rng(3).standard_normal((4, 8, 3, 3)).astype(np.float32))
+    assert static(x).shape == [4, 8, 3, 3]
+    exact_bn.matches_paddle.cache_clear()
+    with paddle.no_grad():
+        assert ops.matches_paddle() and exact_bn.why_not is None

@@ -1,7 +1,7 @@
 // Paddle's own CPU BatchNorm2D training kernel (float32, [N, C, H, W]) on the OpenMP pool of Paddle's kernels
 // and its oneDNN: the same floating-point operations in the same order, so the same bits (ops.ExactBatchNorm2D
 // checks that against Paddle's kernel once per process before any layer uses it). Paddle's kernel
-// (phi/kernels/cpu/batch_norm_kernel.cc, batch_norm_grad_kernel.cc) is Eigen code on one thread: ~7-12 % of a
+// (phi/kernels/cpu/batch_norm_kernel.cc, batch_norm_grad_kernel.cc) is Eigen code on one thread: ~7 % of a
 // float32 DCGAN-32 step. Built with dnnl_conv.cc by paddle_gan/ops/build.py.
 //
 // What "the same order" means, as the wheel's Eigen computes it (AVX, 8-float packets, no FMA):
@@ -11,7 +11,9 @@
 //   packet one by one (sums of expressions, which have no address: from value 0, no prologue);
 // - per channel, its N column sums added in sample order, then divided by N*H*W (a float);
 // - 1/std = sqrt(1 / (var + eps)), with Eigen's fast packet square root (rsqrt and one Newton step) for
-//   the channels in whole packets of 8 and std::sqrt for the rest;
+//   the channels in whole packets of 8 and std::sqrt for the rest (Eigen counts the packets from the first
+//   32-byte aligned value of Paddle's saved_variance buffer: taken as its start, which Paddle's CPU allocations
+//   are; the check in exact_bn.py would see otherwise);
 // - running = running * momentum + batch * float(1.0 - momentum) (the 1.0 is a double in Paddle's source).
 // Backward for dy (Paddle's formula and association):
 //   db = sum dy, dw = sum ((x - mean) * inv) * dy, dx = s * ((dy * N) * HW - db - ((x - mean) * dw) * inv)

@@ -34,30 +34,32 @@ def exact_batch_norm(x, weight, bias, running_mean, running_var, momentum: float
 
 
 class ExactBatchNorm2D(nn.BatchNorm2D):
-    """BatchNorm2D whose float32 NCHW training step runs on bn_exact.cc (same numbers as Paddle's kernel,
-    on all cores); everything else (eval mode, other dtypes and layouts, no affine parameters, global
-    statistics, one value per channel) is BatchNorm2D's own. Parameters and state-dict keys are
-    BatchNorm2D's."""
+    """BatchNorm2D whose float32 NCHW training step on a CPU in dygraph runs on bn_exact.cc (same numbers as
+    Paddle's kernel, on all cores); everything else (eval mode, static graphs, other devices, dtypes and
+    layouts, no affine parameters, global statistics, one value per channel) is BatchNorm2D's own.
+    Parameters and state-dict keys are BatchNorm2D's."""
 
     def forward(self, x):
-        if (self.training and x.dtype == paddle.float32 and x.ndim == 4 and self._data_format == "NCHW"
-                and not self._use_global_stats and self.weight is not None and self.bias is not None
-                and x.shape[0] * x.shape[2] * x.shape[3] > 1):
+        if (self.training and paddle.in_dynamic_mode() and x.place.is_cpu_place() and x.dtype == paddle.float32
+                and x.ndim == 4 and self._data_format == "NCHW" and not self._use_global_stats
+                and self.weight is not None and self.bias is not None and x.shape[0] * x.shape[2] * x.shape[3] > 1):
             return exact_batch_norm(x, self.weight, self.bias, self._mean, self._variance, self._momentum,
                                     self._epsilon)
         return super().forward(x)
 
 
-# (N, C, H, W): whole packets of channels and a scalar tail, columns of 16, 64 and 49 floats (aligned and
-# not), columns shorter than a packet, one value per sample
-_CHECK_SHAPES = ((8, 20, 4, 4), (4, 16, 8, 8), (3, 13, 7, 7), (5, 9, 3, 1), (6, 11, 1, 1))
+# (N, C, H, W): whole packets of channels and a scalar tail; columns of 16 and 64 floats (pairs of packets),
+# 12 (one packet and scalars), 25 (pairs, a last single packet and a scalar), 49 (aligned and not), 3 and 1
+# (shorter than a packet)
+_CHECK_SHAPES = ((8, 20, 4, 4), (4, 16, 8, 8), (4, 8, 3, 4), (4, 9, 5, 5), (3, 13, 7, 7), (5, 9, 3, 1), (6, 11, 1, 1))
+why_not: str | None = None  # why matches_paddle() said no (None: it said yes, or has not run)
 
 
 @functools.lru_cache(maxsize=None)
 def matches_paddle() -> bool:
     """Whether bn_exact.cc gives Paddle's kernel's bits here (output, running statistics, the gradients of
-    x, weight and bias), on random data from numpy's generator (Paddle's random state is left alone).
-    False also where the operator cannot run."""
+    x, weight and bias), on random data from numpy's generator (Paddle's random state, name counters and
+    grad mode are left alone). False also where the operator cannot run; `why_not` says why."""
     def run(fn, x, w, b, rm, rv, dy):
         x, w, b = (paddle.to_tensor(a, stop_gradient=False) for a in (x, w, b))
         rm, rv = paddle.to_tensor(rm), paddle.to_tensor(rv)
@@ -65,9 +67,10 @@ def matches_paddle() -> bool:
         grads = paddle.grad([y], [x, w, b], [paddle.to_tensor(dy)])
         return [t.numpy() for t in [y, rm, rv, *grads]]
 
+    global why_not
     rng = np.random.default_rng(0)
     try:
-        with paddle.utils.unique_name.guard():
+        with paddle.utils.unique_name.guard(), paddle.set_grad_enabled(True):
             for n, c, h, w in _CHECK_SHAPES:
                 args = [(rng.standard_normal((n, c, h, w)) * 3 + 1).astype(np.float32)]
                 args += [rng.standard_normal(c).astype(np.float32) for _ in range(3)]
@@ -77,8 +80,10 @@ def matches_paddle() -> bool:
                                                                    epsilon=1e-5), *args)
                 if not all(a.shape == p.shape and (a.view(np.uint32) == p.view(np.uint32)).all()
                            for a, p in zip(ours, paddles)):
+                    why_not = f"bn_exact.cc differs from Paddle's batch_norm kernel on {[n, c, h, w]}"
                     return False
-    except Exception:  # the operator cannot be built or run here: Paddle's kernel then
+    except Exception as e:  # the operator cannot be built or run here: Paddle's kernel then
+        why_not = f"{type(e).__name__}: {str(e).strip()[:300]}"
         return False
     return True
 

@@ -99,7 +99,7 @@ def use_penalty_batchnorm(model, fused: bool = False) -> int:
     when `fused`); returns how many."""
     n = 0
     for layer in model.sublayers(include_self=True):
-        if type(layer) in (nn.BatchNorm2D, ops.ExactBatchNorm2D) and layer._data_format == "NCHW":
+        if type(layer) in ops.PLAIN_BATCHNORMS and layer._data_format == "NCHW":
             layer.__class__ = PenaltyBatchNorm
             layer.fused = fused
             n += 1

@@ -17,8 +17,8 @@ LeakyReLU layers go to `act.cc` (the same library): the same numbers as Paddle's
 (gan/kernels.py's PenaltyBatchNorm, through load().fast_bn; NCHW or channels-last).
 `channels_last(layers)` runs a chain of layers on [N, H, W, C] tensors, the layout oneDNN computes in
 (train.channels_last); with `low`, in bfloat16 the activations between its layers are bfloat16 too (the
-convolutions write them, `bn_low.cc` normalises them, act.cc's activations and `to_float32` read them). In bfloat16 the weight gradients of
-small maps are one matrix product each (`gemm_bwdw.cc`).
+convolutions write them, `bn_low.cc` normalises them, act.cc's activations and `to_float32` read them). In
+bfloat16 the weight gradients of small maps are one matrix product each (`gemm_bwdw.cc`).
 """
 from __future__ import annotations
 
@@ -232,8 +232,9 @@ class LowBatchNorm2D(nn.BatchNorm2D):
 _LAYOUT_FREE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout)  # elementwise: any layout
 
 
-_PLAIN_BN = (nn.BatchNorm2D, ExactBatchNorm2D)  # Paddle's numbers (ExactBatchNorm2D: NCHW training on bn_exact.cc)
-_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, *_PLAIN_BN, LowBatchNorm2D)  # told by their _data_format
+# BatchNorm2D with Paddle's numbers (ExactBatchNorm2D: its NCHW training step on bn_exact.cc)
+PLAIN_BATCHNORMS = (nn.BatchNorm2D, ExactBatchNorm2D)
+_LAYOUT_SET = (OneDNNConv2D, OneDNNConv2DTranspose, *PLAIN_BATCHNORMS, LowBatchNorm2D)  # told by their _data_format
 
 
 def _layout_ok(layer) -> bool:
@@ -265,7 +266,7 @@ def channels_last(layers, low: bool = False) -> bool:
     # Paddle has no bfloat16 tanh or sigmoid on the CPU, and BatchNorms of the package's own (gan/kernels'
     # PenaltyBatchNorm) read float32: a chain holding one keeps float32 activations
     low = low and not any(isinstance(m, (nn.Tanh, nn.Sigmoid)) or
-                          isinstance(m, nn.BatchNorm2D) and type(m) not in (*_PLAIN_BN, LowBatchNorm2D)
+                          isinstance(m, nn.BatchNorm2D) and type(m) not in (*PLAIN_BATCHNORMS, LowBatchNorm2D)
                           for layer in layers for m in layer.sublayers(include_self=True))
     if getattr(layers[0], "channels_last", False):  # already: a second pair of transposes would undo it
         return True
@@ -273,7 +274,7 @@ def channels_last(layers, low: bool = False) -> bool:
     for l in (m for layer in layers for m in layer.sublayers(include_self=True)):
         if isinstance(l, _LAYOUT_SET) or getattr(l, "nhwc_capable", False):
             l._data_format = "NHWC"
-        if low and type(l) in _PLAIN_BN:
+        if low and type(l) in PLAIN_BATCHNORMS:
             l.__class__ = LowBatchNorm2D
         if low and l is not layers[-1] and (type(l) in (OneDNNConv2D, OneDNNConv2DTranspose)
                                             or getattr(l, "dnnl_capable", False)):

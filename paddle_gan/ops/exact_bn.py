@@ -1,6 +1,6 @@
 """BatchNorm2D's float32 training step on all cores with Paddle's own numbers (bn_exact.cc).
 
-Paddle's CPU batch_norm kernel and its gradient run on one thread (Eigen): 7-12 % of a float32 DCGAN-32
+Paddle's CPU batch_norm kernel and its gradient run on one thread (Eigen): ~7 % of a float32 DCGAN-32
 step, the part that did not get faster with a second core. bn_exact.cc computes the same floating-point
 operations in the same order (the wheel's Eigen reductions over 8-float packets, its fast square root) per
 channel on the OpenMP pool, so a switched model gives the same bits as before: the seed configs keep their
